@@ -1,0 +1,98 @@
+/* Lookups over the generated per-architecture syscall tables (syscall_tables.c). */
+#include "syscalls.h"
+
+#include <stddef.h>
+#include <string.h>
+
+static const struct sb_syscall_table *table_of(enum sb_arch arch)
+{
+	if ((unsigned)arch >= (unsigned)SB_ARCH_COUNT)
+		return NULL;
+	return &sb_syscall_tables[arch];
+}
+
+/* Entries are sorted by name in strcmp order. */
+static const struct sb_syscall *find_by_name(const struct sb_syscall_table *t, const char *name)
+{
+	uint32_t lo = 0, hi = t->count;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(name, t->entries[mid].name);
+
+		if (c == 0)
+			return &t->entries[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+int64_t sb_syscall_nr(enum sb_arch arch, const char *name)
+{
+	const struct sb_syscall_table *t = table_of(arch);
+	const struct sb_syscall *e;
+
+	if (!t || !name)
+		return -1;
+	e = find_by_name(t, name);
+	return e ? (int64_t)e->nr : -1;
+}
+
+const struct sb_syscall *sb_syscall_by_nr(enum sb_arch arch, uint32_t nr)
+{
+	const struct sb_syscall_table *t = table_of(arch);
+	const uint16_t *order;
+	uint32_t lo = 0, hi;
+
+	if (!t)
+		return NULL;
+	order = sb_syscall_nr_order[arch];
+	hi = t->count;
+	/* lower bound of nr in the by-number index */
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (t->entries[order[mid]].nr < nr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < t->count && t->entries[order[lo]].nr == nr)
+		return &t->entries[order[lo]];
+	return NULL;
+}
+
+int sb_syscall_known(const char *name)
+{
+	uint32_t lo = 0, hi = sb_all_syscall_names_count;
+
+	if (!name)
+		return 0;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(name, sb_all_syscall_names[mid]);
+
+		if (c == 0)
+			return 1;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return 0;
+}
+
+int sb_arch_by_name(const char *name)
+{
+	int i;
+
+	if (!name)
+		return -1;
+	for (i = 0; i < (int)SB_ARCH_COUNT; i++)
+		if (strcmp(name, sb_syscall_tables[i].arch_name) == 0)
+			return i;
+	return -1;
+}

@@ -1,0 +1,549 @@
+/* Emit classic BPF for a resolved rule set.
+ *
+ * Layout:
+ *   ld [arch]; jeq AUDIT_ARCH_1 -> section 1; jeq AUDIT_ARCH_2 -> section 2; ...; ret BADARCH
+ *   section: ld [nr]; a search tree of `jge K` over ranges of numbers with the same outcome
+ *            (weighted so common syscall numbers sit near the root); a leaf is a shared `ret` or a
+ *            jump into the syscall's argument block
+ *   argument blocks: one per conditional syscall, its rules most restrictive first
+ *   ret instructions, shared by action
+ * The path of every syscall that needs no argument test uses only ld [arch]/[nr], jeq/jge and ja
+ * with constants and `ret`, so the kernel's action cache can precompute it.
+ *
+ * The program is emitted backwards (last instruction first): every jump target already exists
+ * when the jump is written, so jump offsets are known at once and a target more than 255
+ * instructions away gets a nearby `ret` copy or a `ja` trampoline placed right after the jump.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ruleset.h"
+
+#define MAX_INSNS 4096
+#define ARCH_OFF 4
+#define NR_OFF 0
+#define ARG_LO(i) (16 + 8 * (i))
+#define ARG_HI(i) (20 + 8 * (i))
+
+/* A jump target: a `ret` of some action (placed wherever convenient) or a fixed instruction. */
+struct tgt {
+	int is_ret;
+	uint32_t v; /* action, or position counted from the end of the program */
+};
+
+static struct tgt T_RET(uint32_t action) { struct tgt t = {1, action}; return t; }
+static struct tgt T_POS(uint32_t pos) { struct tgt t = {0, pos}; return t; }
+
+struct ret_copy {
+	uint32_t action;
+	uint32_t pos;
+};
+
+struct emitter {
+	struct sock_filter *buf; /* buf[i] is the instruction at position i from the end */
+	uint32_t n, cap;
+	struct ret_copy *rets;   /* nearest copy of each ret emitted so far */
+	uint32_t nrets, caprets;
+	int oom;
+};
+
+static uint32_t put(struct emitter *e, uint16_t code, uint8_t jt, uint8_t jf, uint32_t k)
+{
+	if (sb_grow((void **)&e->buf, &e->cap, e->n, sizeof(*e->buf)) < 0) {
+		e->oom = 1;
+		return e->n ? e->n - 1 : 0;
+	}
+	e->buf[e->n].code = code;
+	e->buf[e->n].jt = jt;
+	e->buf[e->n].jf = jf;
+	e->buf[e->n].k = k;
+	return e->n++;
+}
+
+static uint32_t emit_ret(struct emitter *e, uint32_t action)
+{
+	uint32_t pos = put(e, BPF_RET | BPF_K, 0, 0, action);
+
+	for (uint32_t i = 0; i < e->nrets; i++) {
+		if (e->rets[i].action == action) {
+			e->rets[i].pos = pos;
+			return pos;
+		}
+	}
+	if (sb_grow((void **)&e->rets, &e->caprets, e->nrets, sizeof(*e->rets)) < 0) {
+		e->oom = 1;
+		return pos;
+	}
+	e->rets[e->nrets].action = action;
+	e->rets[e->nrets].pos = pos;
+	e->nrets++;
+	return pos;
+}
+
+/* Position of the nearest `ret action`, emitting one if there is none yet. */
+static uint32_t ret_pos(struct emitter *e, uint32_t action)
+{
+	for (uint32_t i = 0; i < e->nrets; i++)
+		if (e->rets[i].action == action)
+			return e->rets[i].pos;
+	return emit_ret(e, action);
+}
+
+static uint32_t resolve(struct emitter *e, struct tgt t)
+{
+	return t.is_ret ? ret_pos(e, t.v) : t.v;
+}
+
+static uint32_t emit_ja(struct emitter *e, uint32_t target)
+{
+	return put(e, BPF_JMP | BPF_JA, 0, 0, e->n - target - 1);
+}
+
+/* Make `t` reachable by an 8-bit offset from the next instruction to be emitted. */
+static uint32_t near(struct emitter *e, struct tgt t)
+{
+	uint32_t pos = resolve(e, t);
+
+	if (e->n - pos - 1 <= 255)
+		return pos;
+	return t.is_ret ? emit_ret(e, t.v) : emit_ja(e, pos);
+}
+
+/* Emit `if (A <op> k) goto jt else goto jf`. */
+static struct tgt emit_jump(struct emitter *e, uint16_t op, uint32_t k, struct tgt jt, struct tgt jf)
+{
+	uint32_t f = near(e, jf);
+	uint32_t t = near(e, jt);
+
+	/* placing t's trampoline may have pushed f out of reach; re-placing f moves t by one */
+	if (e->n - f - 1 > 255) {
+		f = jf.is_ret ? emit_ret(e, jf.v) : emit_ja(e, f);
+		if (e->n - t - 1 > 255)
+			t = jt.is_ret ? emit_ret(e, jt.v) : emit_ja(e, t);
+	}
+	return T_POS(put(e, BPF_JMP | op | BPF_K, (uint8_t)(e->n - t - 1), (uint8_t)(e->n - f - 1), k));
+}
+
+static struct tgt emit_stmt(struct emitter *e, uint16_t code, uint32_t k)
+{
+	return T_POS(put(e, code, 0, 0, k));
+}
+
+/* Code that falls through into `next`, which must be the last emitted instruction, or jumps. */
+static struct tgt emit_load(struct emitter *e, uint32_t off, struct tgt next)
+{
+	uint32_t pos = resolve(e, next);
+
+	if (pos != e->n - 1)
+		emit_ja(e, pos);
+	return emit_stmt(e, BPF_LD | BPF_W | BPF_ABS, off);
+}
+
+/* ---- argument comparisons --------------------------------------------------------------- */
+
+/* Test one 32-bit word: if ((word & mask) <op> k) jt else jf; op is BPF_JEQ, BPF_JGT or BPF_JGE. */
+static struct tgt word_test(struct emitter *e, uint32_t off, uint32_t mask, uint16_t op, uint32_t k,
+			    struct tgt jt, struct tgt jf)
+{
+	/* constant outcomes need no code */
+	if (op == BPF_JGE && k == 0)
+		return jt;
+	if (op == BPF_JGT && k == 0xffffffffu)
+		return jf;
+	if (op == BPF_JEQ && (k & ~mask))
+		return jf;
+	emit_jump(e, op, k, jt, jf);
+	if (mask != 0xffffffffu)
+		emit_stmt(e, BPF_ALU | BPF_AND | BPF_K, mask);
+	return emit_stmt(e, BPF_LD | BPF_W | BPF_ABS, off);
+}
+
+/* arg > R (strict) or arg >= R (ge) on the full 64-bit value, or with the high word known 0. */
+static struct tgt cmp_greater(struct emitter *e, uint32_t idx, uint64_t r, int ge, int hi_zero,
+			      struct tgt jt, struct tgt jf)
+{
+	uint32_t rhi = (uint32_t)(r >> 32), rlo = (uint32_t)r;
+	struct tgt lo, eq;
+
+	if (hi_zero) {
+		if (rhi != 0)
+			return jf; /* 0:lo can never exceed a value with a non-zero high word */
+		return word_test(e, ARG_LO(idx), 0xffffffffu, ge ? BPF_JGE : BPF_JGT, rlo, jt, jf);
+	}
+	lo = word_test(e, ARG_LO(idx), 0xffffffffu, ge ? BPF_JGE : BPF_JGT, rlo, jt, jf);
+	/* hi > rhi -> jt; hi == rhi -> low word decides; else jf */
+	eq = emit_jump(e, BPF_JEQ, rhi, lo, jf);
+	if (rhi != 0xffffffffu) /* nothing is above 0xffffffff */
+		emit_jump(e, BPF_JGT, rhi, jt, eq);
+	return emit_stmt(e, BPF_LD | BPF_W | BPF_ABS, ARG_HI(idx));
+}
+
+static struct tgt cmp_masked_eq(struct emitter *e, uint32_t idx, uint64_t mask, uint64_t val,
+				int hi_zero, struct tgt jt, struct tgt jf)
+{
+	uint32_t mhi = (uint32_t)(mask >> 32), mlo = (uint32_t)mask;
+	uint32_t vhi = (uint32_t)(val >> 32) & mhi, vlo = (uint32_t)val & mlo;
+	struct tgt t = jt;
+
+	if (mlo != 0)
+		t = word_test(e, ARG_LO(idx), mlo, BPF_JEQ, vlo, t, jf);
+	if (!hi_zero && mhi != 0)
+		t = word_test(e, ARG_HI(idx), mhi, BPF_JEQ, vhi, t, jf);
+	return t;
+}
+
+static struct tgt emit_cond(struct emitter *e, const struct sb_cond *c, int hi_zero, int abi32,
+			    struct tgt jt, struct tgt jf)
+{
+	uint64_t v = c->value, v2 = c->value_two;
+
+	if (abi32) {
+		v &= 0xffffffffu;
+		v2 &= 0xffffffffu;
+	}
+	switch (c->op) {
+	case SB_OP_EQ:
+		return cmp_masked_eq(e, c->index, ~0ull, v, hi_zero, jt, jf);
+	case SB_OP_NE:
+		return cmp_masked_eq(e, c->index, ~0ull, v, hi_zero, jf, jt);
+	case SB_OP_MASKED_EQ:
+		return cmp_masked_eq(e, c->index, v, v2, hi_zero, jt, jf);
+	case SB_OP_GT:
+		return cmp_greater(e, c->index, v, 0, hi_zero, jt, jf);
+	case SB_OP_GE:
+		return cmp_greater(e, c->index, v, 1, hi_zero, jt, jf);
+	case SB_OP_LT: /* not >= */
+		return cmp_greater(e, c->index, v, 1, hi_zero, jf, jt);
+	case SB_OP_LE: /* not > */
+		return cmp_greater(e, c->index, v, 0, hi_zero, jf, jt);
+	}
+	return jf;
+}
+
+/* EQ with a value whose high word is non-zero on a zero-high argument is constant false;
+ * cmp_masked_eq handles that through word_test only for the low word, so fold it here. */
+static int cond_const_false(const struct sb_cond *c, int hi_zero, int abi32)
+{
+	if (abi32 || !hi_zero)
+		return 0;
+	if (c->op == SB_OP_EQ)
+		return (c->value >> 32) != 0;
+	if (c->op == SB_OP_MASKED_EQ)
+		return ((c->value_two & c->value) >> 32) != 0;
+	return 0;
+}
+
+static int cond_const_true(const struct sb_cond *c, int hi_zero, int abi32)
+{
+	if (abi32 || !hi_zero)
+		return 0;
+	return c->op == SB_OP_NE && (c->value >> 32) != 0;
+}
+
+/* The argument block of one syscall: its rules, most restrictive first, then the default. */
+static struct tgt emit_block(struct emitter *e, const struct sb_abi *abi, const struct sb_xsys *s,
+			     uint32_t default_action)
+{
+	struct tgt next = T_RET(default_action);
+
+	for (uint32_t r = s->count; r-- > 0;) {
+		const struct sb_xrule *x = &abi->rules[s->first + r];
+		struct tgt t = T_RET(x->action);
+		int dead = 0;
+
+		for (uint32_t k = x->ncond; k-- > 0 && !dead;) {
+			const struct sb_cond *c = &x->cond[k];
+			int hi_zero = !abi->is64 || ((x->arg32 >> c->index) & 1);
+
+			if (cond_const_false(c, hi_zero, !abi->is64))
+				dead = 1;
+			else if (!cond_const_true(c, hi_zero, !abi->is64))
+				t = emit_cond(e, c, hi_zero, !abi->is64, t, next);
+		}
+		if (!dead)
+			next = t;
+	}
+	return next;
+}
+
+/* ---- syscall-number dispatch ------------------------------------------------------------- */
+
+struct range {
+	uint32_t lo, hi;
+	int block;          /* index into the section's sys array for an argument block, or -1 */
+	uint32_t action;    /* when block < 0 */
+	uint64_t weight;
+};
+
+struct ranges {
+	struct range *v;
+	uint32_t n, cap;
+	int oom;
+};
+
+static void push_range(struct ranges *rs, uint32_t lo, uint32_t hi, int block, uint32_t action)
+{
+	struct range *last = rs->n ? &rs->v[rs->n - 1] : NULL;
+
+	if (lo > hi)
+		return;
+	if (last && block < 0 && last->block < 0 && last->action == action && last->hi + 1 == lo) {
+		last->hi = hi;
+		return;
+	}
+	if (sb_grow((void **)&rs->v, &rs->cap, rs->n, sizeof(*rs->v)) < 0) {
+		rs->oom = 1;
+		return;
+	}
+	rs->v[rs->n].lo = lo;
+	rs->v[rs->n].hi = hi;
+	rs->v[rs->n].block = block;
+	rs->v[rs->n].action = action;
+	rs->v[rs->n].weight = 0;
+	rs->n++;
+}
+
+#define ENOSYS_ACTION (0x00050000u | 38)
+
+/* Outcome of the gap [lo, hi] (no rule) on `abi`: default, or ENOSYS above the stub cut-off. */
+static void push_gap(struct ranges *rs, const struct sb_abi *abi, uint32_t lo, uint32_t hi,
+		     uint32_t default_action)
+{
+	if (lo > hi)
+		return;
+	if (abi->stub_max >= 0 && (int64_t)hi > abi->stub_max) {
+		uint32_t cut = (uint32_t)abi->stub_max;
+
+		if ((int64_t)lo <= abi->stub_max)
+			push_range(rs, lo, cut, -1, default_action);
+		push_range(rs, (int64_t)lo > abi->stub_max ? lo : cut + 1, hi, -1, ENOSYS_ACTION);
+		return;
+	}
+	push_range(rs, lo, hi, -1, default_action);
+}
+
+/* The ranges of one ABI's domain. Blocks are numbered sys_base + index into abi->sys. */
+static void abi_ranges(struct ranges *rs, const struct sb_section *sec, const struct sb_abi *abi,
+		       const struct sb_policy *p, int sys_base)
+{
+	uint32_t at = abi->dom_lo;
+
+	if (!abi->present) {
+		/* x86_64 without x32: nr -1 still reaches the syscall list (libseccomp's tracer
+		 * skip), where it meets the default action. */
+		if (abi->arch == SB_ARCH_X32 && sec->abi[0].present) {
+			push_range(rs, abi->dom_lo, 0xfffffffeu, -1, p->badarch_action);
+			push_range(rs, 0xffffffffu, 0xffffffffu, -1, p->default_action);
+		} else {
+			push_range(rs, abi->dom_lo, abi->dom_hi, -1, p->badarch_action);
+		}
+		return;
+	}
+	for (uint32_t i = 0; i < abi->nsys; i++) {
+		const struct sb_xsys *s = &abi->sys[i];
+
+		if (s->nr < abi->dom_lo || s->nr > abi->dom_hi)
+			continue;
+		if (abi->stub_max >= 0 && (int64_t)s->nr > abi->stub_max)
+			continue; /* the stub answers first */
+		if (s->nr > at)
+			push_gap(rs, abi, at, s->nr - 1, p->default_action);
+		if (s->uncond >= 0)
+			push_range(rs, s->nr, s->nr, -1, abi->rules[s->uncond].action);
+		else
+			push_range(rs, s->nr, s->nr, sys_base + (int)i, 0);
+		at = s->nr + 1;
+		if (at == 0)
+			return; /* wrapped past 0xffffffff */
+	}
+	if (at <= abi->dom_hi && !(at == 0 && abi->nsys && abi->sys[abi->nsys - 1].nr == 0xffffffffu))
+		push_gap(rs, abi, at, abi->dom_hi, p->default_action);
+}
+
+/* How often a range is expected to be hit: the syscall numbers of the arch tables inside it. */
+static void weigh(struct ranges *rs, const struct sb_section *sec)
+{
+	for (uint32_t i = 0; i < rs->n; i++) {
+		struct range *r = &rs->v[i];
+		uint64_t w = 0;
+
+		for (uint32_t k = 0; k < sec->nabi; k++) {
+			const struct sb_abi *abi = &sec->abi[k];
+			uint64_t lo = r->lo > abi->dom_lo ? r->lo : abi->dom_lo;
+			uint64_t hi = r->hi < abi->table_max ? r->hi : abi->table_max;
+			const struct sb_syscall_table *t = &sb_syscall_tables[abi->arch];
+
+			if (lo <= hi)
+				w += hi - lo + 1;
+			if (abi->arch == SB_ARCH_ARM) /* private calls above the dense range */
+				for (uint32_t j = 0; j < t->count; j++)
+					if (t->entries[j].nr >= 0x0f0000 && t->entries[j].nr >= r->lo &&
+					    t->entries[j].nr <= r->hi)
+						w++;
+		}
+		/* never zero, so that rare ranges still sit in a balanced part of the tree */
+		r->weight = w * 1024 + 1;
+	}
+}
+
+/* Optimal alphabetic search tree over the ranges (Knuth's O(n^2) dynamic programme).
+ * root[i*n+j] = last range of the left subtree of the tree over ranges i..j. */
+static uint32_t *best_tree(const struct ranges *rs)
+{
+	uint32_t n = rs->n;
+	uint64_t *cost = calloc((size_t)n * n, sizeof(*cost));
+	uint64_t *wsum = calloc((size_t)n + 1, sizeof(*wsum));
+	uint32_t *root = calloc((size_t)n * n, sizeof(*root));
+
+	if (!cost || !wsum || !root) {
+		free(cost);
+		free(wsum);
+		free(root);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		wsum[i + 1] = wsum[i] + rs->v[i].weight;
+	for (uint32_t i = 0; i + 1 < n; i++) {
+		cost[(size_t)i * n + i + 1] = wsum[i + 2] - wsum[i];
+		root[(size_t)i * n + i + 1] = i;
+	}
+	for (uint32_t len = 2; len < n; len++) {
+		for (uint32_t i = 0; i + len < n; i++) {
+			uint32_t j = i + len;
+			uint32_t lo = root[(size_t)i * n + j - 1], hi = root[(size_t)(i + 1) * n + j];
+			uint64_t best = UINT64_MAX;
+			uint32_t arg = lo;
+
+			for (uint32_t m = lo; m <= hi && m < j; m++) {
+				uint64_t c = cost[(size_t)i * n + m] + cost[(size_t)(m + 1) * n + j];
+
+				if (c < best) {
+					best = c;
+					arg = m;
+				}
+			}
+			cost[(size_t)i * n + j] = best + wsum[j + 1] - wsum[i];
+			root[(size_t)i * n + j] = arg;
+		}
+	}
+	free(cost);
+	free(wsum);
+	return root;
+}
+
+static struct tgt emit_tree(struct emitter *e, const struct ranges *rs, const uint32_t *root,
+			    uint32_t i, uint32_t j, const struct tgt *block_tgt)
+{
+	const struct range *r;
+	uint32_t m;
+	struct tgt left, right;
+
+	if (i == j) {
+		r = &rs->v[i];
+		return r->block >= 0 ? block_tgt[r->block] : T_RET(r->action);
+	}
+	m = root[(size_t)i * rs->n + j];
+	right = emit_tree(e, rs, root, m + 1, j, block_tgt);
+	left = emit_tree(e, rs, root, i, m, block_tgt);
+	return emit_jump(e, BPF_JGE, rs->v[m + 1].lo, right, left);
+}
+
+static int emit_section(struct emitter *e, const struct sb_section *sec, const struct sb_policy *p,
+			struct tgt *out, struct sb_error *err)
+{
+	struct ranges rs = {0};
+	struct tgt *block_tgt;
+	uint32_t nblocks = 0, base1 = sec->abi[0].nsys;
+	uint32_t *root = NULL;
+
+	for (uint32_t k = 0; k < sec->nabi; k++)
+		nblocks += sec->abi[k].nsys;
+	block_tgt = calloc(nblocks ? nblocks : 1, sizeof(*block_tgt));
+	if (!block_tgt)
+		goto oom;
+
+	/* argument blocks first: they sit after the search tree in the program */
+	for (uint32_t k = 0; k < sec->nabi; k++) {
+		const struct sb_abi *abi = &sec->abi[k];
+
+		for (uint32_t i = 0; i < abi->nsys; i++)
+			if (abi->sys[i].uncond < 0 && abi->present)
+				block_tgt[(k ? base1 : 0) + i] =
+					emit_block(e, abi, &abi->sys[i], p->default_action);
+	}
+
+	for (uint32_t k = 0; k < sec->nabi; k++)
+		abi_ranges(&rs, sec, &sec->abi[k], p, k ? (int)base1 : 0);
+	if (rs.oom || rs.n == 0)
+		goto oom;
+	weigh(&rs, sec);
+	if (rs.n == 1) {
+		*out = rs.v[0].block >= 0 ? block_tgt[rs.v[0].block] : T_RET(rs.v[0].action);
+	} else {
+		root = best_tree(&rs);
+		if (!root)
+			goto oom;
+		*out = emit_load(e, NR_OFF, emit_tree(e, &rs, root, 0, rs.n - 1, block_tgt));
+	}
+	free(root);
+	free(block_tgt);
+	free(rs.v);
+	return 0;
+oom:
+	free(block_tgt);
+	free(rs.v);
+	sb_set_error(err, "out of memory");
+	return -1;
+}
+
+int sb_compile(const struct sb_policy *p, struct sock_filter **out, uint32_t *len,
+	       struct sb_error *err)
+{
+	struct sb_ruleset rs;
+	struct emitter e = {0};
+	struct tgt sec_tgt[SB_ARCH_COUNT], next;
+	int rc = -1;
+
+	*out = NULL;
+	*len = 0;
+	if (sb_ruleset_build(p, &rs, err) < 0)
+		return -1;
+
+	/* the most common returns go last, so that they are shared by the most jumps */
+	ret_pos(&e, p->badarch_action);
+	ret_pos(&e, p->default_action);
+	ret_pos(&e, 0x7fff0000u);
+
+	for (uint32_t i = rs.nsec; i-- > 0;)
+		if (emit_section(&e, &rs.sec[i], p, &sec_tgt[i], err) < 0)
+			goto done;
+
+	next = T_RET(p->badarch_action);
+	for (uint32_t i = rs.nsec; i-- > 0;)
+		next = emit_jump(&e, BPF_JEQ, rs.sec[i].audit_arch, sec_tgt[i], next);
+	emit_load(&e, ARCH_OFF, next);
+
+	if (e.oom) {
+		sb_set_error(err, "out of memory");
+		goto done;
+	}
+	if (e.n > MAX_INSNS) {
+		sb_set_error(err, "the filter needs %u instructions; the kernel accepts at most %d "
+			     "(reduce argument rules or architectures)", e.n, MAX_INSNS);
+		goto done;
+	}
+	*out = malloc(e.n * sizeof(**out));
+	if (!*out) {
+		sb_set_error(err, "out of memory");
+		goto done;
+	}
+	for (uint32_t i = 0; i < e.n; i++)
+		(*out)[i] = e.buf[e.n - 1 - i];
+	*len = e.n;
+	rc = 0;
+done:
+	free(e.buf);
+	free(e.rets);
+	sb_ruleset_free(&rs);
+	return rc;
+}

@@ -1,0 +1,521 @@
+/* Resolve the policy's rules per ABI: names -> numbers, x86 socketcall/ipc companions,
+ * unconditional-rule precedence, most-restrictive ordering of conditional rules, ENOSYS cut-offs. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ruleset.h"
+
+#define X32_BIT 0x40000000u
+#define ENOSYS_NR 38
+
+void sb_set_error(struct sb_error *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+}
+
+int sb_grow(void **buf, uint32_t *cap, uint32_t n, size_t size)
+{
+	uint32_t want;
+	void *v;
+
+	if (n < *cap)
+		return 0;
+	want = *cap ? *cap * 2 : 64;
+	v = realloc(*buf, (size_t)want * size);
+	if (!v)
+		return -1;
+	*buf = v;
+	*cap = want;
+	return 0;
+}
+
+int32_t sb_action_rank(uint32_t action)
+{
+	return (int32_t)(action & 0xffff0000u);
+}
+
+/* The calls x86 multiplexes through socketcall(2) and ipc(2), with their call numbers
+ * (linux/net.h SYS_*, and the ipc(2) call numbers of linux/ipc.h). */
+struct mux_call {
+	const char *name;
+	uint32_t call;
+};
+
+static const struct mux_call socket_calls[] = {
+	{"socket", 1}, {"bind", 2}, {"connect", 3}, {"listen", 4}, {"accept", 5},
+	{"getsockname", 6}, {"getpeername", 7}, {"socketpair", 8}, {"send", 9}, {"recv", 10},
+	{"sendto", 11}, {"recvfrom", 12}, {"shutdown", 13}, {"setsockopt", 14},
+	{"getsockopt", 15}, {"sendmsg", 16}, {"recvmsg", 17}, {"accept4", 18},
+	{"recvmmsg", 19}, {"sendmmsg", 20},
+};
+
+static const struct mux_call ipc_calls[] = {
+	{"semop", 1}, {"semget", 2}, {"semctl", 3}, {"semtimedop", 4}, {"msgsnd", 11},
+	{"msgrcv", 12}, {"msgget", 13}, {"msgctl", 14}, {"shmat", 21}, {"shmdt", 22},
+	{"shmget", 23}, {"shmctl", 24},
+};
+
+static int mux_lookup(const struct mux_call *t, size_t n, const char *name, uint32_t *call)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(t[i].name, name) == 0) {
+			*call = t[i].call;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static const char *op_ok(uint32_t op)
+{
+	return (op >= SB_OP_NE && op <= SB_OP_MASKED_EQ) ? NULL : "unknown operator";
+}
+
+struct pending {
+	uint32_t nr;
+	struct sb_xrule x;
+};
+
+struct pending_list {
+	struct pending *v;
+	uint32_t n, cap;
+};
+
+static int pending_push(struct pending_list *l, const struct pending *p)
+{
+	if (sb_grow((void **)&l->v, &l->cap, l->n, sizeof(*l->v)) < 0)
+		return -1;
+	l->v[l->n++] = *p;
+	return 0;
+}
+
+static int cmp_pending(const void *a, const void *b)
+{
+	const struct pending *x = a, *y = b;
+
+	if (x->nr != y->nr)
+		return x->nr < y->nr ? -1 : 1;
+	return x->x.order < y->x.order ? -1 : (x->x.order > y->x.order);
+}
+
+/* Conditional rules: most restrictive action first, then earliest rule. */
+static int cmp_cond_rules(const void *a, const void *b)
+{
+	const struct sb_xrule *x = a, *y = b;
+	int32_t rx = sb_action_rank(x->action), ry = sb_action_rank(y->action);
+
+	if (rx != ry)
+		return rx < ry ? -1 : 1;
+	return x->order < y->order ? -1 : (x->order > y->order);
+}
+
+static uint8_t arg32_of(const struct sb_policy *p, int arch, uint32_t nr)
+{
+	const struct sb_syscall *e;
+
+	if (!sb_syscall_tables[arch].is64)
+		return 0x3f;
+	if (p->args_like_libseccomp)
+		return 0;
+	e = sb_syscall_by_nr((enum sb_arch)arch, nr);
+	return e ? e->arg32 : 0;
+}
+
+/* Add rule `i` (as it applies on `arch`) to the pending list. */
+static int add_rule(const struct sb_policy *p, int arch, uint32_t i, uint32_t *order,
+		    struct pending_list *l, struct sb_error *err)
+{
+	const struct sb_rule *r = &p->rule[i];
+	int64_t nr = sb_syscall_nr((enum sb_arch)arch, r->name);
+	struct pending pd;
+	uint32_t call;
+	int mux = 0;
+	int64_t mux_nr = -1;
+
+	memset(&pd, 0, sizeof(pd));
+	pd.x.rule = (int)i;
+	pd.x.action = r->action;
+	pd.x.ncond = r->ncond;
+	memcpy(pd.x.cond, r->cond, r->ncond * sizeof(r->cond[0]));
+
+	if (arch == SB_ARCH_X86) {
+		if (mux_lookup(socket_calls, sizeof(socket_calls) / sizeof(socket_calls[0]),
+			       r->name, &call)) {
+			mux = 1;
+			mux_nr = sb_syscall_nr(SB_ARCH_X86, "socketcall");
+		} else if (mux_lookup(ipc_calls, sizeof(ipc_calls) / sizeof(ipc_calls[0]),
+				      r->name, &call)) {
+			mux = 1;
+			mux_nr = sb_syscall_nr(SB_ARCH_X86, "ipc");
+		}
+	}
+	if (mux && mux_nr >= 0) {
+		/* libseccomp: the multiplexed rule keeps the other conditions and forces a0 == call. */
+		struct pending m = pd;
+		uint32_t k, n = 0;
+
+		for (k = 0; k < m.x.ncond; k++)
+			if (m.x.cond[k].index != 0)
+				m.x.cond[n++] = m.x.cond[k];
+		m.x.cond[n].index = 0;
+		m.x.cond[n].op = SB_OP_EQ;
+		m.x.cond[n].value = call;
+		m.x.cond[n].value_two = 0;
+		m.x.ncond = n + 1;
+		m.nr = (uint32_t)mux_nr;
+		m.x.order = (*order)++;
+		m.x.arg32 = arg32_of(p, arch, m.nr);
+		if (pending_push(l, &m) < 0)
+			goto oom;
+	}
+	if (nr >= 0) {
+		pd.nr = (uint32_t)nr;
+		pd.x.order = (*order)++;
+		pd.x.arg32 = arg32_of(p, arch, pd.nr);
+		if (pending_push(l, &pd) < 0)
+			goto oom;
+	}
+	return 0;
+oom:
+	sb_set_error(err, "out of memory");
+	return -1;
+}
+
+static int64_t stub_max_for(const struct sb_policy *p, int arch)
+{
+	int64_t max = -1;
+
+	for (uint32_t i = 0; i < p->nstub_name; i++) {
+		const char *name = p->stub_name[i];
+		uint32_t call;
+		int64_t nr;
+
+		/* libseccomp resolves x86's socket and ipc calls to pseudo numbers (they are
+		 * multiplexed), so runc leaves them out of the cut-off; so do we. */
+		if (arch == SB_ARCH_X86 &&
+		    (mux_lookup(socket_calls, sizeof(socket_calls) / sizeof(socket_calls[0]), name,
+				&call) ||
+		     mux_lookup(ipc_calls, sizeof(ipc_calls) / sizeof(ipc_calls[0]), name, &call)))
+			continue;
+		nr = sb_syscall_nr((enum sb_arch)arch, name);
+
+		if (nr > max)
+			max = nr;
+	}
+	return max;
+}
+
+static uint32_t table_max_of(int arch)
+{
+	const struct sb_syscall_table *t = &sb_syscall_tables[arch];
+	uint32_t max = 0, base = arch == SB_ARCH_X32 ? X32_BIT : 0;
+
+	for (uint32_t i = 0; i < t->count; i++) {
+		uint32_t nr = t->entries[i].nr;
+
+		/* ARM's private calls sit at 0x0f0000+; they are not part of the dense range. */
+		if (arch == SB_ARCH_ARM && nr >= 0x0f0000)
+			continue;
+		if (nr > max)
+			max = nr;
+	}
+	return max < base ? base : max;
+}
+
+static int build_abi(const struct sb_policy *p, struct sb_abi *abi, int arch, int present,
+		     struct sb_error *err)
+{
+	struct pending_list l = {0};
+	uint32_t order = 0, i, j;
+
+	abi->arch = arch;
+	abi->present = present;
+	abi->is64 = sb_syscall_tables[arch].is64;
+	abi->table_max = table_max_of(arch);
+	abi->stub_max = -1;
+	if (!present)
+		return 0;
+
+	if (p->enosys_stub) {
+		uint32_t kind = p->default_action & 0xffff0000u;
+
+		if (kind != 0x7fff0000u && kind != 0x7ffc0000u && kind != 0x7ff00000u)
+			abi->stub_max = stub_max_for(p, arch);
+	}
+
+	for (i = 0; i < p->nrule; i++)
+		if (add_rule(p, arch, i, &order, &l, err) < 0)
+			goto fail;
+	qsort(l.v, l.n, sizeof(l.v[0]), cmp_pending);
+
+	abi->rules = calloc(l.n ? l.n : 1, sizeof(*abi->rules));
+	abi->sys = calloc(l.n ? l.n : 1, sizeof(*abi->sys));
+	if (!abi->rules || !abi->sys) {
+		sb_set_error(err, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < l.n; i = j) {
+		struct sb_xsys *s = &abi->sys[abi->nsys++];
+		int uncond = -1;
+
+		for (j = i; j < l.n && l.v[j].nr == l.v[i].nr; j++)
+			if (uncond < 0 && l.v[j].x.ncond == 0)
+				uncond = (int)j;
+		s->nr = l.v[i].nr;
+		s->first = abi->nrules;
+		if (uncond >= 0) {
+			/* The first unconditional rule decides every call of this syscall. */
+			abi->rules[abi->nrules] = l.v[uncond].x;
+			s->uncond = (int)abi->nrules++;
+			s->count = 0;
+			continue;
+		}
+		s->uncond = -1;
+		for (uint32_t k = i; k < j; k++)
+			abi->rules[abi->nrules++] = l.v[k].x;
+		s->count = j - i;
+		qsort(&abi->rules[s->first], s->count, sizeof(abi->rules[0]), cmp_cond_rules);
+	}
+	free(l.v);
+	return 0;
+fail:
+	free(l.v);
+	return -1;
+}
+
+static int validate_policy(const struct sb_policy *p, struct sb_error *err)
+{
+	for (uint32_t i = 0; i < p->narch; i++) {
+		if (p->arch[i] < 0 || p->arch[i] >= SB_ARCH_COUNT) {
+			sb_set_error(err, "arch #%u: unknown architecture %d", i, p->arch[i]);
+			return -1;
+		}
+	}
+	for (uint32_t i = 0; i < p->nrule; i++) {
+		const struct sb_rule *r = &p->rule[i];
+		unsigned seen = 0;
+
+		if (!r->name || !r->name[0]) {
+			sb_set_error(err, "rule %u: empty syscall name", i);
+			return -1;
+		}
+		if (r->ncond > 6) {
+			sb_set_error(err, "rule %u (%s): %u conditions, at most 6", i, r->name, r->ncond);
+			return -1;
+		}
+		for (uint32_t k = 0; k < r->ncond; k++) {
+			const struct sb_cond *c = &r->cond[k];
+
+			if (c->index > 5) {
+				sb_set_error(err, "rule %u (%s): argument index %u out of range", i,
+					     r->name, c->index);
+				return -1;
+			}
+			if (op_ok(c->op)) {
+				sb_set_error(err, "rule %u (%s): unknown operator %u", i, r->name, c->op);
+				return -1;
+			}
+			if (seen & (1u << c->index)) {
+				sb_set_error(err, "rule %u (%s): argument %u compared twice in one rule",
+					     i, r->name, c->index);
+				return -1;
+			}
+			seen |= 1u << c->index;
+		}
+	}
+	return 0;
+}
+
+int sb_ruleset_build(const struct sb_policy *p, struct sb_ruleset *rs, struct sb_error *err)
+{
+	int want[SB_ARCH_COUNT] = {0};
+	int placed[SB_ARCH_COUNT] = {0};
+
+	memset(rs, 0, sizeof(*rs));
+	rs->policy = p;
+	if (validate_policy(p, err) < 0)
+		return -1;
+	for (uint32_t i = 0; i < p->narch; i++)
+		want[p->arch[i]] = 1;
+
+	/* Sections in policy order; x86_64 and x32 share one (the first of the two places it). */
+	for (uint32_t i = 0; i < p->narch; i++) {
+		int a = p->arch[i];
+		struct sb_section *s;
+
+		if (placed[a])
+			continue;
+		s = &rs->sec[rs->nsec++];
+		s->audit_arch = sb_syscall_tables[a].audit_arch;
+		if (a == SB_ARCH_X86_64 || a == SB_ARCH_X32) {
+			placed[SB_ARCH_X86_64] = placed[SB_ARCH_X32] = 1;
+			s->nabi = 2;
+			if (build_abi(p, &s->abi[0], SB_ARCH_X86_64, want[SB_ARCH_X86_64], err) < 0 ||
+			    build_abi(p, &s->abi[1], SB_ARCH_X32, want[SB_ARCH_X32], err) < 0)
+				goto fail;
+			s->abi[0].dom_lo = 0;
+			s->abi[0].dom_hi = X32_BIT - 1;
+			s->abi[1].dom_lo = X32_BIT;
+			s->abi[1].dom_hi = 0xffffffffu;
+		} else {
+			placed[a] = 1;
+			s->nabi = 1;
+			if (build_abi(p, &s->abi[0], a, 1, err) < 0)
+				goto fail;
+			s->abi[0].dom_lo = 0;
+			s->abi[0].dom_hi = 0xffffffffu;
+		}
+	}
+	return 0;
+fail:
+	sb_ruleset_free(rs);
+	return -1;
+}
+
+void sb_ruleset_free(struct sb_ruleset *rs)
+{
+	for (uint32_t i = 0; i < rs->nsec; i++) {
+		for (uint32_t k = 0; k < rs->sec[i].nabi; k++) {
+			free(rs->sec[i].abi[k].rules);
+			free(rs->sec[i].abi[k].sys);
+		}
+	}
+	memset(rs, 0, sizeof(*rs));
+}
+
+const struct sb_abi *sb_section_abi(const struct sb_section *s, uint32_t nr)
+{
+	for (uint32_t k = 0; k < s->nabi; k++)
+		if (nr >= s->abi[k].dom_lo && nr <= s->abi[k].dom_hi)
+			return &s->abi[k];
+	return NULL;
+}
+
+static int cond_match(const struct sb_cond *c, uint64_t arg, int low_only, int abi32)
+{
+	uint64_t v = c->value, v2 = c->value_two;
+
+	if (abi32) {
+		/* libseccomp on a 32-bit ABI: low words only, the datum's high word discarded. */
+		arg &= 0xffffffffu;
+		v &= 0xffffffffu;
+		v2 &= 0xffffffffu;
+	} else if (low_only) {
+		/* The kernel reads this argument as 32-bit: compare it zero-extended. */
+		arg &= 0xffffffffu;
+	}
+	switch (c->op) {
+	case SB_OP_NE: return arg != v;
+	case SB_OP_LT: return arg < v;
+	case SB_OP_LE: return arg <= v;
+	case SB_OP_EQ: return arg == v;
+	case SB_OP_GE: return arg >= v;
+	case SB_OP_GT: return arg > v;
+	case SB_OP_MASKED_EQ: return (arg & v) == (v2 & v);
+	}
+	return 0;
+}
+
+int sb_xrule_match(const struct sb_abi *abi, const struct sb_xrule *x, const uint64_t args[6])
+{
+	for (uint32_t k = 0; k < x->ncond; k++) {
+		const struct sb_cond *c = &x->cond[k];
+
+		if (!cond_match(c, args[c->index], (x->arg32 >> c->index) & 1, !abi->is64))
+			return 0;
+	}
+	return 1;
+}
+
+static const struct sb_xsys *find_sys(const struct sb_abi *abi, uint32_t nr)
+{
+	uint32_t lo = 0, hi = abi->nsys;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (abi->sys[mid].nr == nr)
+			return &abi->sys[mid];
+		if (abi->sys[mid].nr < nr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+void sb_ruleset_decide(const struct sb_ruleset *rs, uint32_t audit_arch, uint32_t nr,
+		       const uint64_t args[6], struct sb_decision *out)
+{
+	const struct sb_policy *p = rs->policy;
+	const struct sb_section *s = NULL;
+	const struct sb_abi *abi;
+	const struct sb_xsys *sys;
+
+	out->rule_index = -1;
+	for (uint32_t i = 0; i < rs->nsec; i++)
+		if (rs->sec[i].audit_arch == audit_arch)
+			s = &rs->sec[i];
+	abi = s ? sb_section_abi(s, nr) : NULL;
+
+	if (!abi || !abi->present) {
+		/* x86_64 without x32: nr -1 (a tracer's "skip") falls through to the syscall list. */
+		if (s && abi && abi->arch == SB_ARCH_X32 && nr == 0xffffffffu && s->abi[0].present) {
+			out->action = p->default_action;
+			out->decider = SB_BY_DEFAULT;
+		} else {
+			out->action = p->badarch_action;
+			out->decider = SB_BY_BADARCH;
+		}
+		goto done;
+	}
+	if (abi->stub_max >= 0 && (int64_t)nr > abi->stub_max) {
+		out->action = 0x00050000u | ENOSYS_NR;
+		out->decider = SB_BY_STUB;
+		goto done;
+	}
+	out->action = p->default_action;
+	out->decider = SB_BY_DEFAULT;
+	sys = find_sys(abi, nr);
+	if (!sys)
+		goto done;
+	if (sys->uncond >= 0) {
+		out->action = abi->rules[sys->uncond].action;
+		out->decider = SB_BY_RULE;
+		out->rule_index = abi->rules[sys->uncond].rule;
+		goto done;
+	}
+	for (uint32_t k = 0; k < sys->count; k++) {
+		const struct sb_xrule *x = &abi->rules[sys->first + k];
+
+		if (sb_xrule_match(abi, x, args)) {
+			out->action = x->action;
+			out->decider = SB_BY_RULE;
+			out->rule_index = x->rule;
+			break;
+		}
+	}
+done:
+	return;
+}
+
+int sb_decide(const struct sb_policy *p, uint32_t audit_arch, uint32_t nr, const uint64_t args[6],
+	      struct sb_decision *out, struct sb_error *err)
+{
+	struct sb_ruleset rs;
+
+	if (sb_ruleset_build(p, &rs, err) < 0)
+		return -1;
+	sb_ruleset_decide(&rs, audit_arch, nr, args, out);
+	sb_ruleset_free(&rs);
+	return 0;
+}

@@ -1,0 +1,325 @@
+# cython: language_level=3
+"""The only bridge between Python and the C core in csrc/.
+
+Syscall tables, the BPF compiler, the reference evaluator and the BPF interpreter.
+"""
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t, int32_t
+from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memcpy, memset
+
+cdef extern from "<linux/filter.h>":
+    struct sock_filter:
+        uint16_t code
+        uint8_t jt
+        uint8_t jf
+        uint32_t k
+
+cdef extern from "syscalls/syscalls.h":
+    enum: SB_ARCH_COUNT
+    struct sb_syscall:
+        const char *name
+        uint32_t nr
+        uint8_t arg32
+    struct sb_syscall_table:
+        const char *arch_name
+        uint32_t audit_arch
+        int is64
+        uint32_t count
+        const sb_syscall *entries
+    const sb_syscall_table sb_syscall_tables[]
+    const char *const sb_all_syscall_names[]
+    const uint32_t sb_all_syscall_names_count
+    const char sb_syscall_tables_kernel[]
+    int64_t sb_syscall_nr(int arch, const char *name)
+    const sb_syscall *sb_syscall_by_nr(int arch, uint32_t nr)
+    int sb_syscall_known(const char *name)
+    int sb_arch_by_name(const char *name)
+
+cdef extern from "compile.h" nogil:
+    struct sb_cond:
+        uint32_t index
+        uint32_t op
+        uint64_t value
+        uint64_t value_two
+    struct sb_rule:
+        const char *name
+        uint32_t action
+        uint32_t ncond
+        const sb_cond *cond
+    struct sb_policy:
+        uint32_t default_action
+        uint32_t badarch_action
+        uint32_t narch
+        const int *arch
+        uint32_t nrule
+        const sb_rule *rule
+        uint32_t nstub_name
+        const char *const *stub_name
+        int enosys_stub
+        int args_like_libseccomp
+    struct sb_decision:
+        uint32_t action
+        int decider
+        int rule_index
+    struct sb_error:
+        char msg[256]
+    int sb_compile(const sb_policy *p, sock_filter **out, uint32_t *len, sb_error *err)
+
+cdef extern from "ruleset.h" nogil:
+    struct sb_ruleset:
+        pass
+    int sb_ruleset_build(const sb_policy *p, sb_ruleset *rs, sb_error *err)
+    void sb_ruleset_free(sb_ruleset *rs)
+    void sb_ruleset_decide(const sb_ruleset *rs, uint32_t audit_arch, uint32_t nr,
+                           const uint64_t args[6], sb_decision *out)
+
+cdef extern from "bpf_emu.h" nogil:
+    struct sb_seccomp_data:
+        int32_t nr
+        uint32_t arch
+        uint64_t instruction_pointer
+        uint64_t args[6]
+    int sb_bpf_validate(const sock_filter *prog, uint32_t len, char *err, uint32_t errlen)
+    uint32_t sb_bpf_run(const sock_filter *prog, uint32_t len, const sb_seccomp_data *data,
+                        uint32_t *executed)
+    int sb_bpf_const_allow(const sock_filter *prog, uint32_t len, uint32_t arch, uint32_t nr,
+                           uint32_t *walked)
+
+DECIDED_BY_RULE = 0
+DECIDED_BY_DEFAULT = 1
+DECIDED_BY_BADARCH = 2
+DECIDED_BY_STUB = 3
+
+
+class CompileError(ValueError):
+    """The compiler refused a policy (too large, inconsistent)."""
+
+
+# ---- syscall tables ------------------------------------------------------------------------
+
+cdef int _arch(object arch) except -1:
+    cdef int a
+    if isinstance(arch, int):
+        if 0 <= arch < SB_ARCH_COUNT:
+            return arch
+        raise ValueError("unknown architecture %r" % (arch,))
+    a = sb_arch_by_name(arch.encode())
+    if a < 0:
+        raise ValueError("unknown architecture %r" % (arch,))
+    return a
+
+
+def tables_kernel():
+    """Kernel version the syscall tables describe."""
+    return sb_syscall_tables_kernel.decode()
+
+
+def arch_names():
+    return [sb_syscall_tables[i].arch_name.decode() for i in range(SB_ARCH_COUNT)]
+
+
+def arch_info(arch):
+    cdef int a = _arch(arch)
+    t = &sb_syscall_tables[a]
+    return {"name": t.arch_name.decode(), "audit_arch": t.audit_arch, "is64": bool(t.is64),
+            "count": t.count}
+
+
+def syscall_known(name):
+    """True if some architecture has a syscall of this name."""
+    return bool(sb_syscall_known(name.encode()))
+
+
+def syscall_nr(arch, name):
+    """Number of `name` on `arch` (as seccomp_data.nr), or -1."""
+    return sb_syscall_nr(_arch(arch), name.encode())
+
+
+def syscall_name(arch, uint32_t nr):
+    cdef const sb_syscall *e = sb_syscall_by_nr(_arch(arch), nr)
+    return e.name.decode() if e != NULL else None
+
+
+def syscall_arg32(arch, name):
+    """Bitmask of the arguments the kernel reads as 32-bit (0 if unknown)."""
+    cdef int a = _arch(arch)
+    cdef int64_t nr = sb_syscall_nr(a, name.encode())
+    cdef const sb_syscall *e
+    if nr < 0:
+        return 0
+    e = sb_syscall_by_nr(a, <uint32_t>nr)
+    return e.arg32 if e != NULL else 0
+
+
+def syscall_table(arch):
+    """[(name, nr, arg32), ...] of one architecture, sorted by name."""
+    cdef int a = _arch(arch)
+    t = &sb_syscall_tables[a]
+    return [(t.entries[i].name.decode(), t.entries[i].nr, t.entries[i].arg32)
+            for i in range(t.count)]
+
+
+def syscall_all_names():
+    return [sb_all_syscall_names[i].decode() for i in range(sb_all_syscall_names_count)]
+
+
+# ---- the compiler --------------------------------------------------------------------------
+
+cdef class Compiled:
+    """A policy converted to C once: its BPF program and its reference evaluator."""
+    cdef sb_policy pol
+    cdef sb_rule *rules
+    cdef sb_cond *conds
+    cdef int *arches
+    cdef const char **stub
+    cdef list _keep          # bytes objects whose buffers the C structs point into
+    cdef sb_ruleset rs
+    cdef bint have_rs
+    cdef readonly bytes program
+
+    def __cinit__(self):
+        self.rules = NULL
+        self.conds = NULL
+        self.arches = NULL
+        self.stub = NULL
+        self.have_rs = False
+
+    def __init__(self, policy):
+        cdef sb_error err
+        cdef sock_filter *prog = NULL
+        cdef uint32_t plen = 0
+        cdef Py_ssize_t i, k, nconds = 0, ci = 0
+        cdef int rc
+        self._keep = []
+        memset(&self.pol, 0, sizeof(self.pol))
+        rules = list(policy.rules)
+        for r in rules:
+            nconds += len(r.conds)
+        self.rules = <sb_rule *>calloc(max(len(rules), 1), sizeof(sb_rule))
+        self.conds = <sb_cond *>calloc(max(nconds, 1), sizeof(sb_cond))
+        self.arches = <int *>calloc(max(len(policy.arches), 1), sizeof(int))
+        self.stub = <const char **>calloc(max(len(policy.stub_names), 1), sizeof(char *))
+        if not (self.rules and self.conds and self.arches and self.stub):
+            raise MemoryError()
+        for i, a in enumerate(policy.arches):
+            self.arches[i] = _arch(a)
+        for i, r in enumerate(rules):
+            b = r.name.encode()
+            self._keep.append(b)
+            self.rules[i].name = <const char *>b
+            self.rules[i].action = r.action & 0xFFFFFFFF
+            self.rules[i].ncond = len(r.conds)
+            self.rules[i].cond = &self.conds[ci]
+            for c in r.conds:
+                self.conds[ci].index = c.index
+                self.conds[ci].op = c.op
+                self.conds[ci].value = c.value
+                self.conds[ci].value_two = c.value_two
+                ci += 1
+        for i, n in enumerate(policy.stub_names):
+            b = n.encode()
+            self._keep.append(b)
+            self.stub[i] = <const char *>b
+        self.pol.default_action = policy.default_action & 0xFFFFFFFF
+        self.pol.badarch_action = policy.badarch_action & 0xFFFFFFFF
+        self.pol.narch = len(policy.arches)
+        self.pol.arch = self.arches
+        self.pol.nrule = len(rules)
+        self.pol.rule = self.rules
+        self.pol.nstub_name = len(policy.stub_names)
+        self.pol.stub_name = self.stub
+        self.pol.enosys_stub = 1 if policy.enosys_stub else 0
+        self.pol.args_like_libseccomp = 1 if policy.args_like_libseccomp else 0
+
+        if sb_ruleset_build(&self.pol, &self.rs, &err) < 0:
+            raise CompileError(err.msg.decode())
+        self.have_rs = True
+        with nogil:
+            rc = sb_compile(&self.pol, &prog, &plen, &err)
+        if rc < 0:
+            raise CompileError(err.msg.decode())
+        try:
+            self.program = (<char *>prog)[:plen * sizeof(sock_filter)]
+        finally:
+            free(prog)
+
+    def __dealloc__(self):
+        if self.have_rs:
+            sb_ruleset_free(&self.rs)
+        free(self.rules)
+        free(self.conds)
+        free(self.arches)
+        free(self.stub)
+
+    def __len__(self):
+        return len(self.program) // 8
+
+    def decide(self, uint32_t audit_arch, uint32_t nr, args=()):
+        """(action, decided_by, rule_index) from the rules, without the BPF."""
+        cdef uint64_t a[6]
+        cdef sb_decision d
+        _fill_args(a, args)
+        sb_ruleset_decide(&self.rs, audit_arch, nr, a, &d)
+        return d.action, d.decider, d.rule_index
+
+
+cdef int _fill_args(uint64_t *a, object args) except -1:
+    cdef int i
+    args = tuple(args)
+    if len(args) > 6:
+        raise ValueError("at most 6 arguments")
+    for i in range(6):
+        a[i] = (args[i] & 0xFFFFFFFFFFFFFFFF) if i < len(args) else 0
+    return 0
+
+
+def compile(policy):
+    """Compile a sandbox.policy.Policy to a raw struct sock_filter array (host byte order)."""
+    return Compiled(policy).program
+
+
+def decide(policy, uint32_t audit_arch, uint32_t nr, args=()):
+    return Compiled(policy).decide(audit_arch, nr, args)
+
+
+# ---- BPF interpreter -----------------------------------------------------------------------
+
+cdef const sock_filter *_prog(const unsigned char[::1] buf, uint32_t *n) except NULL:
+    if buf.shape[0] == 0 or buf.shape[0] % 8:
+        raise ValueError("a BPF program is a non-empty multiple of 8 bytes")
+    n[0] = <uint32_t>(buf.shape[0] // 8)
+    return <const sock_filter *>&buf[0]
+
+
+def bpf_validate(program):
+    """Raise ValueError if the kernel would refuse this program."""
+    cdef uint32_t n
+    cdef char err[256]
+    cdef const unsigned char[::1] buf = program
+    p = _prog(buf, &n)
+    if sb_bpf_validate(p, n, err, sizeof(err)) < 0:
+        raise ValueError(err.decode())
+
+
+def bpf_run(program, uint32_t audit_arch, uint32_t nr, args=(), uint64_t ip=0):
+    """Run a seccomp program on one call: (return value, instructions executed)."""
+    cdef uint32_t n, executed = 0, ret
+    cdef sb_seccomp_data d
+    cdef const unsigned char[::1] buf = program
+    p = _prog(buf, &n)
+    memset(&d, 0, sizeof(d))
+    d.nr = <int32_t>nr
+    d.arch = audit_arch
+    d.instruction_pointer = ip
+    _fill_args(d.args, args)
+    ret = sb_bpf_run(p, n, &d, &executed)
+    return ret, executed
+
+
+def bpf_const_allow(program, uint32_t audit_arch, uint32_t nr):
+    """The kernel's action-cache emulation: (always ALLOW without looking at args, walked)."""
+    cdef uint32_t n, walked = 0
+    cdef const unsigned char[::1] buf = program
+    p = _prog(buf, &n)
+    r = sb_bpf_const_allow(p, n, audit_arch, nr, &walked)
+    return bool(r), walked

@@ -231,9 +231,6 @@ cdef class Compiled:
         self.pol.enosys_stub = 1 if policy.enosys_stub else 0
         self.pol.args_like_libseccomp = 1 if policy.args_like_libseccomp else 0
 
-        if sb_ruleset_build(&self.pol, &self.rs, &err) < 0:
-            raise CompileError(err.msg.decode())
-        self.have_rs = True
         with nogil:
             rc = sb_compile(&self.pol, &prog, &plen, &err)
         if rc < 0:
@@ -258,6 +255,11 @@ cdef class Compiled:
         """(action, decided_by, rule_index) from the rules, without the BPF."""
         cdef uint64_t a[6]
         cdef sb_decision d
+        cdef sb_error err
+        if not self.have_rs:
+            if sb_ruleset_build(&self.pol, &self.rs, &err) < 0:
+                raise CompileError(err.msg.decode())
+            self.have_rs = True
         _fill_args(a, args)
         sb_ruleset_decide(&self.rs, audit_arch, nr, a, &d)
         return d.action, d.decider, d.rule_index
@@ -323,3 +325,267 @@ def bpf_const_allow(program, uint32_t audit_arch, uint32_t nr):
     p = _prog(buf, &n)
     r = sb_bpf_const_allow(p, n, audit_arch, nr, &walked)
     return bool(r), walked
+
+
+# ---- spawning and supervising a run --------------------------------------------------------
+
+cdef extern from "<sys/resource.h>" nogil:
+    ctypedef unsigned long rlim_t
+    struct rlimit:
+        rlim_t rlim_cur
+        rlim_t rlim_max
+    struct timeval:
+        long tv_sec
+        long tv_usec
+    struct rusage:
+        timeval ru_utime
+        timeval ru_stime
+        long ru_maxrss
+        long ru_minflt
+        long ru_majflt
+        long ru_nvcsw
+        long ru_nivcsw
+
+cdef extern from "spawn.h" nogil:
+    enum: SB_STAGE_COUNT
+    struct sb_rlim:
+        int resource
+        rlimit lim
+    struct sb_spawn_req:
+        const char *exe
+        char *const *argv
+        char *const *envp
+        const char *cwd
+        int stdio[3]
+        int umask
+        uint32_t nrlimit
+        const sb_rlim *rlimit
+        uint32_t ncgroup
+        const int *cgroup_procs
+        int set_ids
+        unsigned int uid
+        unsigned int gid
+        uint32_t ngroups
+        const unsigned int *groups
+        int set_caps
+        uint64_t caps
+        int last_cap
+        int pdeathsig
+        const sock_filter *filter
+        uint32_t filter_len
+        unsigned int filter_flags
+        int keep_fd
+    struct sb_spawn_result:
+        int pid
+        int pidfd
+        int stage
+        int err
+    int sb_spawn(const sb_spawn_req *req, sb_spawn_result *res)
+    const char *sb_stage_name(int stage)
+
+cdef extern from "watch.h" nogil:
+    struct sb_stream:
+        int fd
+        char *buf
+        size_t len
+        size_t cap
+        uint64_t dropped
+        int truncated
+    struct sb_watch:
+        int pid
+        int pidfd
+        int pgid
+        int in_fd
+        const char *in_data
+        size_t in_len
+        sb_stream out
+        sb_stream err
+        uint64_t output_limit
+        int64_t start_ns
+        int64_t wall_limit_ns
+        int64_t cpu_limit_ns
+        int cg_cpu_fd
+        int cg_kill_fd
+        int cg_events_fd
+        int64_t drain_ns
+        int status
+        rusage ru
+        int64_t wall_ns
+        int64_t cg_cpu_ns
+        int wall_exceeded
+        int cpu_exceeded
+        int output_exceeded
+        int tree_empty
+        int error
+    int sb_watch_run "sb_watch"(sb_watch *w)
+    int64_t sb_now_ns()
+
+
+def stage_name(int stage):
+    return sb_stage_name(stage).decode()
+
+
+def now_ns():
+    """CLOCK_MONOTONIC in nanoseconds (the clock the supervisor measures with)."""
+    return sb_now_ns()
+
+
+class SpawnError(OSError):
+    """The child failed before execve: .stage (name) and .errno say where and why."""
+
+    def __init__(self, stage, err):
+        self.stage = stage
+        super().__init__(err, "%s: %s" % (stage, os_strerror(err)))
+
+
+def os_strerror(int err):
+    import os
+    return os.strerror(err) if err else "unknown error"
+
+
+cdef char **_cstrings(list items, list keep) except NULL:
+    cdef char **arr = <char **>calloc(len(items) + 1, sizeof(char *))
+    cdef Py_ssize_t i
+    if arr == NULL:
+        raise MemoryError()
+    for i, item in enumerate(items):
+        keep.append(item)
+        arr[i] = <char *>item
+    arr[len(items)] = NULL
+    return arr
+
+
+def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimits=None,
+          list cgroup_fds=None, ids=None, caps=None, int last_cap=40, int pdeathsig=0,
+          program=None, unsigned int filter_flags=0, int keep_fd=-1):
+    """Start one sandboxed process. Returns (pid, pidfd); raises SpawnError (stage, errno) when
+    the child failed before execve. All arguments are bytes/ints prepared by sandbox.runner."""
+    cdef sb_spawn_req req
+    cdef sb_spawn_result res
+    cdef list keep = []
+    cdef char **c_argv = NULL
+    cdef char **c_envp = NULL
+    cdef sb_rlim *c_rl = NULL
+    cdef int *c_cg = NULL
+    cdef unsigned int *c_groups = NULL
+    cdef const unsigned char[::1] prog_view
+    cdef Py_ssize_t i
+    cdef int rc
+    rlimits = rlimits or []
+    cgroup_fds = cgroup_fds or []
+    memset(&req, 0, sizeof(req))
+    try:
+        c_argv = _cstrings(argv, keep)
+        c_envp = _cstrings(envp, keep)
+        c_rl = <sb_rlim *>calloc(max(len(rlimits), 1), sizeof(sb_rlim))
+        c_cg = <int *>calloc(max(len(cgroup_fds), 1), sizeof(int))
+        if c_rl == NULL or c_cg == NULL:
+            raise MemoryError()
+        for i, (res_id, soft, hard) in enumerate(rlimits):
+            c_rl[i].resource = res_id
+            c_rl[i].lim.rlim_cur = soft
+            c_rl[i].lim.rlim_max = hard
+        for i, fd in enumerate(cgroup_fds):
+            c_cg[i] = fd
+        req.exe = <const char *>exe
+        req.argv = c_argv
+        req.envp = c_envp
+        if cwd is not None:
+            keep.append(cwd)
+            req.cwd = <const char *>cwd
+        for i in range(3):
+            req.stdio[i] = stdio[i]
+        req.umask = umask
+        req.nrlimit = len(rlimits)
+        req.rlimit = c_rl
+        req.ncgroup = len(cgroup_fds)
+        req.cgroup_procs = c_cg
+        if ids is not None:
+            uid, gid, groups = ids
+            c_groups = <unsigned int *>calloc(max(len(groups), 1), sizeof(unsigned int))
+            if c_groups == NULL:
+                raise MemoryError()
+            for i, g in enumerate(groups):
+                c_groups[i] = g
+            req.set_ids = 1
+            req.uid = uid
+            req.gid = gid
+            req.ngroups = len(groups)
+            req.groups = c_groups
+        if caps is not None:
+            req.set_caps = 1
+            req.caps = caps
+        req.last_cap = last_cap
+        req.pdeathsig = pdeathsig
+        if program is not None:
+            prog_view = program
+            req.filter = <const sock_filter *>&prog_view[0]
+            req.filter_len = <uint32_t>(len(program) // 8)
+            req.filter_flags = filter_flags
+        req.keep_fd = keep_fd
+        with nogil:
+            rc = sb_spawn(&req, &res)
+    finally:
+        free(c_argv)
+        free(c_envp)
+        free(c_rl)
+        free(c_cg)
+        free(c_groups)
+    if rc < 0:
+        raise SpawnError(stage_name(res.stage), res.err)
+    return res.pid, res.pidfd
+
+
+def watch(int pid, int pidfd, int pgid, int in_fd=-1, bytes in_data=b"", int out_fd=-1,
+          int err_fd=-1, uint64_t output_limit=0, int64_t start_ns=0, int64_t wall_limit_ns=0,
+          int64_t cpu_limit_ns=0, int cg_cpu_fd=-1, int cg_kill_fd=-1, int cg_events_fd=-1,
+          int64_t drain_ns=200000000):
+    """Supervise a started run until it is reaped and its tree killed (GIL released).
+    Closes in_fd/out_fd/err_fd. Returns a dict of raw measurements."""
+    cdef sb_watch w
+    cdef int rc
+    memset(&w, 0, sizeof(w))
+    w.pid = pid
+    w.pidfd = pidfd
+    w.pgid = pgid
+    w.in_fd = in_fd
+    w.in_data = <const char *>in_data
+    w.in_len = len(in_data)
+    w.out.fd = out_fd
+    w.err.fd = err_fd
+    w.output_limit = output_limit
+    w.start_ns = start_ns if start_ns else sb_now_ns()
+    w.wall_limit_ns = wall_limit_ns
+    w.cpu_limit_ns = cpu_limit_ns
+    w.cg_cpu_fd = cg_cpu_fd
+    w.cg_kill_fd = cg_kill_fd
+    w.cg_events_fd = cg_events_fd
+    w.drain_ns = drain_ns
+    with nogil:
+        rc = sb_watch_run(&w)
+    try:
+        out = w.out.buf[:w.out.len] if w.out.buf != NULL else b""
+        err = w.err.buf[:w.err.len] if w.err.buf != NULL else b""
+    finally:
+        free(w.out.buf)
+        free(w.err.buf)
+    if rc < 0:
+        raise OSError(w.error, "supervising pid %d: %s" % (pid, os_strerror(w.error)))
+    return {
+        "status": w.status,
+        "utime": w.ru.ru_utime.tv_sec + w.ru.ru_utime.tv_usec / 1e6,
+        "stime": w.ru.ru_stime.tv_sec + w.ru.ru_stime.tv_usec / 1e6,
+        "maxrss_kb": w.ru.ru_maxrss,
+        "wall_ns": w.wall_ns,
+        "cg_cpu_ns": w.cg_cpu_ns,
+        "stdout": out,
+        "stderr": err,
+        "stdout_truncated": bool(w.out.truncated),
+        "stderr_truncated": bool(w.err.truncated),
+        "stdout_dropped": w.out.dropped,
+        "stderr_dropped": w.err.dropped,
+        "wall_exceeded": bool(w.wall_exceeded),
+        "cpu_exceeded": bool(w.cpu_exceeded),
+        "output_exceeded": bool(w.output_exceeded),
+        "tree_empty": bool(w.tree_empty),
+    }

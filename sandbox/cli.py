@@ -12,7 +12,7 @@ from .policy import action_name
 
 EXIT_OK = 0
 EXIT_PROFILE = 1      # the profile was refused (the message names the JSON path)
-EXIT_USAGE = 2        # bad command line
+EXIT_USAGE = 2        # bad command line (sandbox run has its own, see RUN_EPILOG)
 
 EPILOG = """\
 PROFILE is a path to a Docker/moby, OCI (linux.seccomp or a whole config.json) or
@@ -26,16 +26,16 @@ exit status:
 """
 
 
-def _add_profile_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("profile", metavar="PROFILE", help="profile path or built-in name")
-    g = p.add_argument_group("how the profile is resolved (as Docker/moby would on that host)")
-    g.add_argument("--host-arch", metavar="ARCH",
-                   help="host architecture: x86_64, x86, aarch64, arm (default: this machine)")
+def _add_resolution_options(g, run: bool = False) -> None:
+    """Options that decide how a profile resolves and compiles (shared by every command)."""
+    if not run:
+        g.add_argument("--host-arch", metavar="ARCH",
+                       help="host architecture: x86_64, x86, aarch64, arm (default: this machine)")
     g.add_argument("--caps", metavar="LIST",
-                   help="capabilities for includes/excludes: comma-separated names "
+                   help="capabilities for includes/excludes%s: comma-separated names "
                         "(CAP_SYS_ADMIN,...), 'docker' (Docker's default container set), 'all' "
-                        "or 'none' (default: what the sandboxed process would get: Docker's set "
-                        "when run as root, none otherwise)")
+                        "or 'none' (default: what the sandboxed process gets: Docker's set when "
+                        "run as root, none otherwise)" % (" and kept by the command" if run else ""))
     g.add_argument("--kernel", metavar="X.Y",
                    help="kernel version for minKernel (default: the running kernel)")
     g.add_argument("--no-enosys-stub", action="store_true",
@@ -46,6 +46,12 @@ def _add_profile_options(p: argparse.ArgumentParser) -> None:
                         "(that re-opens libseccomp's high-bit bypass)")
     g.add_argument("--strict", action="store_true",
                    help="treat warnings (unknown keys, unknown syscalls, ...) as errors")
+
+
+def _add_profile_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("profile", metavar="PROFILE", help="profile path or built-in name")
+    _add_resolution_options(p.add_argument_group(
+        "how the profile is resolved (as Docker/moby would on that host)"))
 
 
 def _command(sub, name: str, summary: str, description: str) -> argparse.ArgumentParser:
@@ -90,9 +96,54 @@ def build_parser() -> argparse.ArgumentParser:
                  "denied, ...")
     p.set_defaults(func=cmd_check)
 
+    p = sub.add_parser("run", help="run a command under a profile, with limits",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Run CMD under a seccomp profile with no_new_privs, dropped "
+                                   "capabilities and resource limits. Without --json the "
+                                   "command's stdout/stderr pass through; with --json they are "
+                                   "captured and one JSON Result is printed.",
+                       epilog=RUN_EPILOG)
+    p.add_argument("--profile", default="default",
+                   help="profile path or built-in name (default: default; 'unconfined' for none)")
+    g = p.add_argument_group("limits")
+    g.add_argument("--time-limit", metavar="S", help="CPU seconds (whole tree where measurable)")
+    g.add_argument("--wall-limit", metavar="S",
+                   help="wall-clock seconds (default: 2 x time limit + 1 when a time limit is set)")
+    g.add_argument("--memory-limit", metavar="SIZE", help="e.g. 256M (cgroup, else RLIMIT_AS)")
+    g.add_argument("--output-limit", metavar="SIZE",
+                   help="bytes kept per captured stream (--json); more ends the run: OUTPUT_LIMIT")
+    g.add_argument("--file-size-limit", metavar="SIZE", help="largest file the command may write")
+    g.add_argument("--processes", metavar="N", type=int,
+                   help="tasks in the tree (cgroup pids.max, else RLIMIT_NPROC of the user)")
+    g.add_argument("--open-files", metavar="N", type=int, help="RLIMIT_NOFILE")
+    g = p.add_argument_group("environment")
+    g.add_argument("--stdin", metavar="FILE", help="read stdin from FILE (default: /dev/null)")
+    g.add_argument("--env", metavar="K=V", action="append", default=[],
+                   help="set a variable (repeatable); the default environment is PATH, LANG, HOME")
+    g.add_argument("--inherit-env", action="store_true", help="start from this environment")
+    g.add_argument("--cwd", metavar="DIR", help="working directory")
+    g.add_argument("--user", metavar="USER[:GROUP]", help="run as this user (needs root)")
+    _add_resolution_options(p.add_argument_group("profile resolution"), run=True)
+    p.add_argument("--json", action="store_true",
+                   help="capture stdout/stderr and print one JSON Result")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARG...")
+    p.set_defaults(func=cmd_run)
+
     p = sub.add_parser("profiles", help="list the built-in profiles")
     p.set_defaults(func=cmd_profiles)
     return parser
+
+
+RUN_EPILOG = """\
+exit status (like coreutils timeout):
+  N      the command's own exit status
+  128+N  the command was killed by signal N (159 = SIGSYS: the seccomp filter killed it;
+         137 = SIGKILL, e.g. an output or memory limit)
+  124    a time limit (CPU or wall) was hit
+  125    the sandbox itself failed: bad profile, a profile that denies execve, set-up error
+  126    the command was found but could not be executed
+  127    the command was not found
+"""
 
 
 def _int_arg(text: str) -> int:
@@ -216,6 +267,65 @@ def cmd_check(args) -> int:
         args.profile, len(policy.rules), len(flt), ",".join(policy.arches),
         action_name(policy.default_action), len(findings)))
     return EXIT_PROFILE if (findings and args.strict) else EXIT_OK
+
+
+def run_exit_status(result) -> int:
+    """The `sandbox run` exit status for a Result (see RUN_EPILOG)."""
+    if result.verdict == "SETUP_ERROR":
+        err = (result.setup_error or {}).get("errno_name")
+        stage = (result.setup_error or {}).get("stage")
+        if stage == "execve" and err == "ENOENT":
+            return 127
+        if stage == "execve" and err in ("EACCES", "ENOEXEC", "EPERM", "EISDIR", "ETXTBSY"):
+            return 126
+        return 125
+    if result.verdict == "TIME_LIMIT":
+        return 124
+    if result.signal is not None:
+        return 128 + result.signal
+    return result.exit_code if result.exit_code is not None else 125
+
+
+def cmd_run(args) -> int:
+    from .runner import INHERIT, PIPE, Sandbox
+    from .limits import parse_seconds, parse_size
+
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        raise SystemExit("sandbox run: no command given (sandbox run [OPTIONS] -- CMD ARG...)")
+    try:
+        sb = Sandbox(_source(args.profile) if args.profile != builtin.UNCONFINED else None,
+                     caps=args.caps, kernel=args.kernel,
+                     strict=args.strict, enosys_stub=not args.no_enosys_stub,
+                     args_like_libseccomp=args.args_like_libseccomp,
+                     cpu_time=parse_seconds(args.time_limit),
+                     timeout=parse_seconds(args.wall_limit), memory=parse_size(args.memory_limit),
+                     output_limit=parse_size(args.output_limit),
+                     file_size=parse_size(args.file_size_limit), processes=args.processes,
+                     open_files=args.open_files, env=args.env, inherit_env=args.inherit_env,
+                     cwd=args.cwd, user=args.user)
+    except ValueError as e:  # ProfileError included
+        print("sandbox: %s" % e, file=sys.stderr)
+        return 125
+    except Exception as e:
+        if type(e).__name__ != "SetupRefused":
+            raise
+        print("sandbox: %s" % e, file=sys.stderr)
+        return 125
+    if sb.policy is not None and not args.json:
+        _print_warnings(sb.policy)
+    stdin_file = open(args.stdin, "rb") if args.stdin else None
+    try:
+        out = PIPE if args.json else INHERIT
+        result = sb.run(cmd, stdin=stdin_file, stdout=out, stderr=out)
+    finally:
+        if stdin_file:
+            stdin_file.close()
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    elif result.verdict not in ("OK", "NONZERO_EXIT"):
+        print("sandbox: %s" % result.describe(), file=sys.stderr)
+    return run_exit_status(result)
 
 
 def cmd_profiles(args) -> int:

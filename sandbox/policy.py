@@ -89,6 +89,17 @@ def action_name(value: int) -> str:
     return name
 
 
+def json_action_name(value: int) -> str:
+    """The profile-format name of a kernel return value: SCMP_ACT_ERRNO (errno 1), ..."""
+    kind = value & 0xFFFF0000
+    name = {v: k for k, v in ACTIONS.items() if k != "SCMP_ACT_KILL"}.get(kind, "0x%08x" % value)
+    if kind == RET_ERRNO:
+        return "%s (errno %d)" % (name, value & 0xFFFF)
+    if kind == RET_TRACE:
+        return "%s (data %d)" % (name, value & 0xFFFF)
+    return name
+
+
 @dataclasses.dataclass(frozen=True)
 class Cond:
     index: int          # 0..5

@@ -1,0 +1,270 @@
+/* vfork + child set-up + execve. The child shares the caller's memory until execve: it calls no
+ * libc function that could take a lock, touch errno of another thread or allocate; every step is
+ * a raw syscall, and the first failure is written as (stage, errno) to a close-on-exec pipe. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "spawn.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+
+static const char *const stage_names[SB_STAGE_COUNT] = {
+	[SB_STAGE_NONE] = "none",
+	[SB_STAGE_SIGNALS] = "signals",
+	[SB_STAGE_SESSION] = "setsid",
+	[SB_STAGE_CGROUP] = "cgroup",
+	[SB_STAGE_STDIO] = "stdio",
+	[SB_STAGE_CLOSE_FDS] = "close-fds",
+	[SB_STAGE_CHDIR] = "chdir",
+	[SB_STAGE_UMASK] = "umask",
+	[SB_STAGE_RLIMIT] = "rlimit",
+	[SB_STAGE_BOUNDING] = "capability-bounding-set",
+	[SB_STAGE_SETGROUPS] = "setgroups",
+	[SB_STAGE_SETGID] = "setgid",
+	[SB_STAGE_SETUID] = "setuid",
+	[SB_STAGE_CAPS] = "capabilities",
+	[SB_STAGE_PDEATHSIG] = "pdeathsig",
+	[SB_STAGE_NO_NEW_PRIVS] = "no-new-privs",
+	[SB_STAGE_SECCOMP] = "seccomp",
+	[SB_STAGE_EXEC] = "execve",
+	[SB_STAGE_FORK] = "fork",
+};
+
+const char *sb_stage_name(int stage)
+{
+	if (stage < 0 || stage >= SB_STAGE_COUNT)
+		return "unknown";
+	return stage_names[stage];
+}
+
+/* ---- the child: raw syscalls only ------------------------------------------------------- */
+
+static long raw(long nr, long a, long b, long c, long d, long e)
+{
+	return syscall(nr, a, b, c, d, e, 0);
+}
+
+static __attribute__((noreturn)) void child_fail(int pipe_w, int stage, int err)
+{
+	int rec[2] = {stage, err};
+
+	raw(SYS_write, pipe_w, (long)rec, sizeof(rec), 0, 0);
+	for (;;)
+		raw(SYS_exit_group, 127, 0, 0, 0, 0);
+}
+
+#define CHECK(stage, expr)                                                                      \
+	do {                                                                                        \
+		if ((expr) < 0)                                                                     \
+			child_fail(pipe_w, (stage), errno);                                         \
+	} while (0)
+
+static void close_all_but(int pipe_w, int keep_a, int keep_b)
+{
+	int lo = keep_a < keep_b ? keep_a : keep_b, hi = keep_a < keep_b ? keep_b : keep_a;
+	int from = 3;
+	int bounds[2] = {lo, hi};
+
+	/* close [3, lo), (lo, hi), (hi, max] around the kept descriptors */
+	for (int i = 0; i < 2; i++) {
+		if (bounds[i] < from)
+			continue;
+		if (bounds[i] > from)
+			CHECK(SB_STAGE_CLOSE_FDS,
+			      raw(SYS_close_range, from, bounds[i] - 1, 0, 0, 0));
+		from = bounds[i] + 1;
+	}
+	CHECK(SB_STAGE_CLOSE_FDS, raw(SYS_close_range, from, ~0U, 0, 0, 0));
+}
+
+static int cap_kept(const struct sb_spawn_req *r, int cap)
+{
+	return cap < 64 && ((r->caps >> cap) & 1);
+}
+
+static __attribute__((noreturn)) void child(const struct sb_spawn_req *r, int pipe_w,
+					    const sigset_t *empty)
+{
+	int fds[3];
+
+	/* 1. signals: every disposition back to default (the caller's Python handlers live in
+	 * memory we share), then an empty mask. */
+	for (int sig = 1; sig < 65; sig++) {
+		struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } sa = {0};
+
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		sa.handler = SIG_DFL;
+		raw(SYS_rt_sigaction, sig, (long)&sa, 0, 8, 0); /* EINVAL for unused numbers: fine */
+	}
+
+	/* 2. own session and process group, so the whole tree can be signalled */
+	CHECK(SB_STAGE_SESSION, raw(SYS_setsid, 0, 0, 0, 0, 0));
+
+	/* 3. the run's cgroups */
+	for (uint32_t i = 0; i < r->ncgroup; i++)
+		CHECK(SB_STAGE_CGROUP, raw(SYS_write, r->cgroup_procs[i], (long)"0", 1, 0, 0));
+
+	/* 4. stdio: move sources that sit on 0..2 out of the way first */
+	for (int i = 0; i < 3; i++) {
+		fds[i] = r->stdio[i];
+		if (fds[i] >= 0 && fds[i] < 3 && fds[i] != i) {
+			long moved = raw(SYS_fcntl, fds[i], F_DUPFD_CLOEXEC, 3, 0, 0);
+
+			CHECK(SB_STAGE_STDIO, moved);
+			fds[i] = (int)moved;
+		}
+	}
+	for (int i = 0; i < 3; i++) {
+		if (fds[i] == i)
+			CHECK(SB_STAGE_STDIO, raw(SYS_fcntl, i, F_SETFD, 0, 0, 0));
+		else
+			CHECK(SB_STAGE_STDIO, raw(SYS_dup3, fds[i], i, 0, 0, 0));
+	}
+
+	/* 5. no other descriptor survives (the error pipe closes itself at execve) */
+	close_all_but(pipe_w, pipe_w, r->keep_fd >= 3 ? r->keep_fd : pipe_w);
+
+	/* 6. working directory, umask, limits */
+	if (r->cwd)
+		CHECK(SB_STAGE_CHDIR, raw(SYS_chdir, (long)r->cwd, 0, 0, 0, 0));
+	if (r->umask >= 0)
+		raw(SYS_umask, r->umask, 0, 0, 0, 0);
+	for (uint32_t i = 0; i < r->nrlimit; i++)
+		CHECK(SB_STAGE_RLIMIT,
+		      raw(SYS_prlimit64, 0, r->rlimit[i].resource, (long)&r->rlimit[i].lim, 0, 0));
+
+	/* 7. privileges: bounding set first (needs CAP_SETPCAP), then ids, then the rest */
+	if (r->set_caps) {
+		for (int cap = 0; cap <= r->last_cap; cap++)
+			if (!cap_kept(r, cap))
+				CHECK(SB_STAGE_BOUNDING,
+				      raw(SYS_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0));
+	}
+	if (r->set_ids) {
+		CHECK(SB_STAGE_SETGROUPS, raw(SYS_setgroups, r->ngroups, (long)r->groups, 0, 0, 0));
+		CHECK(SB_STAGE_SETGID, raw(SYS_setresgid, r->gid, r->gid, r->gid, 0, 0));
+		CHECK(SB_STAGE_SETUID, raw(SYS_setresuid, r->uid, r->uid, r->uid, 0, 0));
+	}
+	if (r->set_caps) {
+		struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+		struct __user_cap_data_struct data[2];
+		int still_root = !r->set_ids || r->uid == 0;
+
+		memset(data, 0, sizeof(data));
+		if (still_root) {
+			for (int w = 0; w < 2; w++) {
+				uint32_t keep = (uint32_t)(r->caps >> (32 * w));
+
+				data[w].effective = data[w].permitted = data[w].inheritable = keep;
+			}
+		}
+		CHECK(SB_STAGE_CAPS, raw(SYS_capset, (long)&hdr, (long)data, 0, 0, 0));
+		raw(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	}
+	if (r->pdeathsig)
+		CHECK(SB_STAGE_PDEATHSIG, raw(SYS_prctl, PR_SET_PDEATHSIG, r->pdeathsig, 0, 0, 0));
+
+	/* 8. unblock signals now: after the filter is in place the only call left is execve */
+	raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)empty, 0, 8, 0);
+
+	/* 9. no_new_privs, the filter, execve */
+	CHECK(SB_STAGE_NO_NEW_PRIVS, raw(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+	if (r->filter) {
+		struct sock_fprog prog = {(unsigned short)r->filter_len,
+					  (struct sock_filter *)r->filter};
+
+		CHECK(SB_STAGE_SECCOMP,
+		      raw(SYS_seccomp, SECCOMP_SET_MODE_FILTER, r->filter_flags, (long)&prog, 0, 0));
+	}
+	raw(SYS_execve, (long)r->exe, (long)r->argv, (long)r->envp, 0, 0);
+	child_fail(pipe_w, SB_STAGE_EXEC, errno);
+}
+
+/* ---- the parent ------------------------------------------------------------------------- */
+
+int sb_spawn(const struct sb_spawn_req *req, struct sb_spawn_result *res)
+{
+	int pipefd[2];
+	sigset_t all, old, empty;
+	pid_t pid;
+	int rec[2] = {0, 0};
+	ssize_t got;
+
+	memset(res, 0, sizeof(*res));
+	res->pid = -1;
+	res->pidfd = -1;
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		res->stage = SB_STAGE_FORK;
+		res->err = errno;
+		return -1;
+	}
+	if (pipefd[1] < 3) {
+		/* the caller runs without stdio: keep the pipe clear of the 0..2 the child fills */
+		int moved = fcntl(pipefd[1], F_DUPFD_CLOEXEC, 3);
+
+		close(pipefd[1]);
+		if (moved < 0) {
+			close(pipefd[0]);
+			res->stage = SB_STAGE_FORK;
+			res->err = errno;
+			return -1;
+		}
+		pipefd[1] = moved;
+	}
+	sigfillset(&all);
+	sigemptyset(&empty);
+	/* no signal handler may run in the child while it shares our memory */
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pid = vfork();
+	if (pid == 0)
+		child(req, pipefd[1], &empty);
+	{
+		int saved = errno;
+
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		errno = saved;
+	}
+	close(pipefd[1]);
+	if (pid < 0) {
+		res->stage = SB_STAGE_FORK;
+		res->err = errno;
+		close(pipefd[0]);
+		return -1;
+	}
+	do
+		got = read(pipefd[0], rec, sizeof(rec));
+	while (got < 0 && errno == EINTR);
+	close(pipefd[0]);
+	if (got == (ssize_t)sizeof(rec)) {
+		int status;
+
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		res->stage = rec[0];
+		res->err = rec[1];
+		return -1;
+	}
+	res->pid = pid;
+	res->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	return 0;
+}

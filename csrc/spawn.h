@@ -1,0 +1,83 @@
+/* Start one sandboxed process: vfork, set the child up with raw syscalls only, install the
+ * seccomp filter, execve. Everything the child needs is prepared by the caller before the call;
+ * the child touches no allocator and no interpreter (see CPython's _posixsubprocess.c for the
+ * discipline). A failure in the child comes back as (stage, errno) over a close-on-exec pipe. */
+#ifndef SB_SPAWN_H
+#define SB_SPAWN_H
+
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <linux/filter.h>
+
+/* Child set-up stages, in the order they run. */
+enum sb_stage {
+	SB_STAGE_NONE = 0,
+	SB_STAGE_SIGNALS,     /* reset signal dispositions and mask */
+	SB_STAGE_SESSION,     /* setsid: own session and process group */
+	SB_STAGE_CGROUP,      /* join the run's cgroups */
+	SB_STAGE_STDIO,       /* dup2 of stdin/stdout/stderr */
+	SB_STAGE_CLOSE_FDS,   /* close every other descriptor */
+	SB_STAGE_CHDIR,       /* working directory */
+	SB_STAGE_UMASK,
+	SB_STAGE_RLIMIT,      /* setrlimit */
+	SB_STAGE_BOUNDING,    /* drop capabilities from the bounding set */
+	SB_STAGE_SETGROUPS,
+	SB_STAGE_SETGID,
+	SB_STAGE_SETUID,
+	SB_STAGE_CAPS,        /* capset + clear ambient capabilities */
+	SB_STAGE_PDEATHSIG,
+	SB_STAGE_NO_NEW_PRIVS,
+	SB_STAGE_SECCOMP,     /* seccomp(SECCOMP_SET_MODE_FILTER) */
+	SB_STAGE_EXEC,        /* execve */
+	SB_STAGE_FORK,        /* vfork itself failed (reported by the parent) */
+	SB_STAGE_COUNT
+};
+
+const char *sb_stage_name(int stage);
+
+struct sb_rlim {
+	int resource;
+	struct rlimit lim;
+};
+
+struct sb_spawn_req {
+	const char *exe;              /* path given to execve (resolved by the caller) */
+	char *const *argv;
+	char *const *envp;
+	const char *cwd;              /* NULL: keep the caller's */
+	int stdio[3];                 /* descriptors that become 0, 1, 2 in the child */
+	int umask;                    /* -1: keep */
+	uint32_t nrlimit;
+	const struct sb_rlim *rlimit;
+	uint32_t ncgroup;
+	const int *cgroup_procs;      /* open cgroup.procs files the child writes "0" to */
+	int set_ids;                  /* 1: setgroups/setresgid/setresuid below */
+	uid_t uid;
+	gid_t gid;
+	uint32_t ngroups;
+	const gid_t *groups;
+	int set_caps;                 /* 1: keep only `caps` (bounding, permitted, effective,
+					 inheritable); ambient always cleared */
+	uint64_t caps;
+	int last_cap;                 /* highest capability number the kernel knows */
+	int pdeathsig;                /* 0: none */
+	const struct sock_filter *filter; /* NULL: no seccomp (NO_NEW_PRIVS still set) */
+	uint32_t filter_len;
+	unsigned int filter_flags;
+	int keep_fd;                  /* one more descriptor to keep open (-1: none) */
+};
+
+struct sb_spawn_result {
+	pid_t pid;
+	int pidfd;                    /* -1 if pidfd_open is unavailable */
+	int stage;                    /* enum sb_stage of a failure, SB_STAGE_NONE on success */
+	int err;                      /* errno of the failure */
+};
+
+/* Returns 0 when the command was executed (res->pid, res->pidfd set), -1 when the child failed
+ * before execve (res->stage, res->err set; the child has been reaped). Thread-safe: call it from
+ * many threads at once; blocks only the calling thread, and only until the child execs. */
+int sb_spawn(const struct sb_spawn_req *req, struct sb_spawn_result *res);
+
+#endif

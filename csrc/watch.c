@@ -1,0 +1,268 @@
+/* The supervision loop of one run (see watch.h). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "watch.h"
+
+#define READ_CHUNK 65536
+#define CPU_POLL_NS 10000000LL   /* read the cgroup's CPU usage every 10 ms */
+#define IDLE_POLL_NS 50000000LL  /* without a pidfd, check the child every 50 ms */
+#define EMPTY_WAIT_NS 2000000000LL
+
+int64_t sb_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void sb_watch_kill_tree(const struct sb_watch *w)
+{
+	if (w->cg_kill_fd >= 0)
+		(void)!pwrite(w->cg_kill_fd, "1", 1, 0);
+	if (w->pgid > 0)
+		kill(-w->pgid, SIGKILL);
+}
+
+/* The number after "key " in a cgroup key-value file (cpu.stat, cgroup.events), or -1. */
+static int64_t cg_read_key(int fd, const char *key)
+{
+	char buf[512];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	size_t klen = strlen(key);
+	char *p;
+
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	for (p = buf; (p = strstr(p, key)) != NULL; p += klen)
+		if ((p == buf || p[-1] == '\n') && p[klen] == ' ')
+			return strtoll(p + klen + 1, NULL, 10);
+	return -1;
+}
+
+static int64_t cg_cpu_ns(int fd)
+{
+	int64_t usec = cg_read_key(fd, "usage_usec");
+
+	return usec < 0 ? -1 : usec * 1000;
+}
+
+static int cg_populated(int fd)
+{
+	return (int)cg_read_key(fd, "populated");
+}
+
+/* Read what is available from one stream; returns 1 at EOF (or error), 0 otherwise. */
+static int drain(struct sb_watch *w, struct sb_stream *s)
+{
+	char tmp[READ_CHUNK];
+	ssize_t n = read(s->fd, tmp, sizeof(tmp));
+
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : 1;
+	if (n == 0)
+		return 1;
+	size_t keep = (size_t)n;
+
+	if (w->output_limit && s->len + keep > w->output_limit) {
+		keep = w->output_limit > s->len ? (size_t)(w->output_limit - s->len) : 0;
+		s->truncated = 1;
+		s->dropped += (uint64_t)n - keep;
+		if (!w->output_exceeded) {
+			w->output_exceeded = 1;
+			sb_watch_kill_tree(w);
+		}
+	}
+	if (keep) {
+		if (s->len + keep > s->cap) {
+			size_t cap = s->cap ? s->cap : 4096;
+			char *b;
+
+			while (cap < s->len + keep)
+				cap *= 2;
+			b = realloc(s->buf, cap);
+			if (!b) {
+				w->error = ENOMEM;
+				return 1;
+			}
+			s->buf = b;
+			s->cap = cap;
+		}
+		memcpy(s->buf + s->len, tmp, keep);
+		s->len += keep;
+	}
+	return 0;
+}
+
+static void close_stream(struct sb_stream *s)
+{
+	if (s->fd >= 0) {
+		close(s->fd);
+		s->fd = -1;
+	}
+}
+
+static int reap(struct sb_watch *w, int flags)
+{
+	pid_t r;
+
+	do
+		r = wait4(w->pid, &w->status, flags, &w->ru);
+	while (r < 0 && errno == EINTR);
+	return r == w->pid;
+}
+
+int sb_watch(struct sb_watch *w)
+{
+	int reaped = 0;
+	int64_t killed_at = -1, next_cpu = 0;
+	size_t in_off = 0;
+
+	w->cg_cpu_ns = -1;
+	w->tree_empty = 0;
+	if (w->out.fd >= 0)
+		fcntl(w->out.fd, F_SETFL, fcntl(w->out.fd, F_GETFL) | O_NONBLOCK);
+	if (w->err.fd >= 0)
+		fcntl(w->err.fd, F_SETFL, fcntl(w->err.fd, F_GETFL) | O_NONBLOCK);
+	if (w->in_fd >= 0) {
+		fcntl(w->in_fd, F_SETFL, fcntl(w->in_fd, F_GETFL) | O_NONBLOCK);
+		if (w->in_len == 0) {
+			close(w->in_fd);
+			w->in_fd = -1;
+		}
+	}
+
+	for (;;) {
+		struct pollfd pfd[4];
+		struct sb_stream *which[4] = {NULL, NULL, NULL, NULL};
+		int n = 0, timeout_ms = -1;
+		int64_t now = sb_now_ns(), wake = INT64_MAX;
+
+		/* limits */
+		if (!reaped && w->wall_limit_ns && now - w->start_ns >= w->wall_limit_ns &&
+		    killed_at < 0) {
+			w->wall_exceeded = 1;
+			sb_watch_kill_tree(w);
+			killed_at = now;
+		}
+		if (!reaped && w->cpu_limit_ns && w->cg_cpu_fd >= 0 && now >= next_cpu) {
+			int64_t cpu = cg_cpu_ns(w->cg_cpu_fd);
+
+			if (cpu >= w->cpu_limit_ns && killed_at < 0) {
+				w->cpu_exceeded = 1;
+				sb_watch_kill_tree(w);
+				killed_at = now;
+			}
+			next_cpu = now + CPU_POLL_NS;
+		}
+		if (w->output_exceeded && killed_at < 0)
+			killed_at = now;
+
+		/* done: main reaped and output drained (or the grace period after the kill is over) */
+		if (reaped && w->out.fd < 0 && w->err.fd < 0)
+			break;
+		if (reaped && killed_at >= 0 && now - killed_at >= w->drain_ns)
+			break;
+
+		if (!reaped) {
+			if (w->pidfd >= 0) {
+				pfd[n].fd = w->pidfd;
+				pfd[n].events = POLLIN;
+				n++;
+			} else {
+				wake = now + IDLE_POLL_NS;
+			}
+			if (w->wall_limit_ns && killed_at < 0 && w->start_ns + w->wall_limit_ns < wake)
+				wake = w->start_ns + w->wall_limit_ns;
+			if (w->cpu_limit_ns && w->cg_cpu_fd >= 0 && killed_at < 0 && next_cpu < wake)
+				wake = next_cpu;
+		} else if (killed_at >= 0 && killed_at + w->drain_ns < wake) {
+			wake = killed_at + w->drain_ns;
+		}
+		if (w->out.fd >= 0) {
+			pfd[n].fd = w->out.fd;
+			pfd[n].events = POLLIN;
+			which[n++] = &w->out;
+		}
+		if (w->err.fd >= 0) {
+			pfd[n].fd = w->err.fd;
+			pfd[n].events = POLLIN;
+			which[n++] = &w->err;
+		}
+		if (w->in_fd >= 0) {
+			pfd[n].fd = w->in_fd;
+			pfd[n].events = POLLOUT;
+			n++;
+		}
+		if (wake != INT64_MAX)
+			timeout_ms = wake > now ? (int)((wake - now + 999999) / 1000000) : 0;
+
+		if (poll(pfd, (nfds_t)n, timeout_ms) < 0 && errno != EINTR) {
+			w->error = errno;
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			if (!pfd[i].revents)
+				continue;
+			if (which[i]) {
+				if (drain(w, which[i]))
+					close_stream(which[i]);
+			} else if (pfd[i].fd == w->in_fd) {
+				ssize_t wr = write(w->in_fd, w->in_data + in_off, w->in_len - in_off);
+
+				if (wr > 0)
+					in_off += (size_t)wr;
+				if ((wr < 0 && errno != EAGAIN && errno != EINTR) || in_off == w->in_len ||
+				    (pfd[i].revents & (POLLERR | POLLHUP))) {
+					close(w->in_fd);
+					w->in_fd = -1;
+				}
+			}
+		}
+		if (!reaped && reap(w, WNOHANG)) {
+			reaped = 1;
+			/* the main process is gone: nothing it started may outlive it */
+			sb_watch_kill_tree(w);
+			if (killed_at < 0)
+				killed_at = sb_now_ns();
+		}
+	}
+	w->wall_ns = sb_now_ns() - w->start_ns;
+	if (!reaped) {
+		sb_watch_kill_tree(w);
+		reap(w, 0);
+	}
+	close_stream(&w->out);
+	close_stream(&w->err);
+	if (w->in_fd >= 0) {
+		close(w->in_fd);
+		w->in_fd = -1;
+	}
+	if (w->cg_cpu_fd >= 0)
+		w->cg_cpu_ns = cg_cpu_ns(w->cg_cpu_fd);
+	if (w->cg_events_fd >= 0) {
+		/* wait (bounded) until the kernel has removed every member of the cgroup */
+		int64_t until = sb_now_ns() + EMPTY_WAIT_NS;
+		int pop;
+
+		while ((pop = cg_populated(w->cg_events_fd)) == 1 && sb_now_ns() < until) {
+			struct pollfd p = {w->cg_events_fd, POLLPRI, 0};
+
+			sb_watch_kill_tree(w);
+			poll(&p, 1, 20);
+		}
+		w->tree_empty = pop == 0;
+	}
+	return w->error ? -1 : 0;
+}

@@ -1,0 +1,92 @@
+"""Resource limits of a run, and the parsing of sizes and durations given by people."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Optional
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.I)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_TIME = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$", re.I)
+_SECONDS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_size(value) -> Optional[int]:
+    """Bytes from an int or a string such as 64M, 1.5G, 512k, 100MiB (powers of 1024)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("size must be a number of bytes or a string like 64M, got %r" % value)
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("size must not be negative: %r" % value)
+        return int(value)
+    m = _SIZE.match(str(value))
+    if not m:
+        raise ValueError("bad size %r: use bytes or a number with K, M, G or T (e.g. 256M)" % value)
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def parse_seconds(value) -> Optional[float]:
+    """Seconds from a number or a string such as 2, 1.5s, 500ms, 2m."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("time must be a number of seconds, got %r" % value)
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        m = _TIME.match(str(value))
+        if not m:
+            raise ValueError("bad duration %r: use seconds or a number with ms, s, m or h" % value)
+        seconds = float(m.group(1)) * _SECONDS[m.group(2).lower() if m.group(2) else None]
+    if seconds <= 0 or math.isinf(seconds) or math.isnan(seconds):
+        raise ValueError("a time limit must be a positive number of seconds, got %r" % value)
+    return seconds
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    cpu_time: Optional[float] = None      # seconds of CPU, the whole tree where a cgroup measures it
+    wall_time: Optional[float] = None     # seconds of real time
+    memory: Optional[int] = None          # bytes (cgroup memory.max, else RLIMIT_AS)
+    output: Optional[int] = None          # bytes kept per captured stream; more -> OUTPUT_LIMIT
+    processes: Optional[int] = None       # tasks in the tree (cgroup pids.max, else RLIMIT_NPROC)
+    file_size: Optional[int] = None       # RLIMIT_FSIZE: largest file the program may write
+    open_files: Optional[int] = None      # RLIMIT_NOFILE
+    stack: Optional[int] = None           # RLIMIT_STACK
+
+    @classmethod
+    def build(cls, *, cpu_time=None, wall_time=None, memory=None, output=None, processes=None,
+              file_size=None, open_files=None, stack=None) -> "Limits":
+        for name, value in (("processes", processes), ("open_files", open_files)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise ValueError("%s must be a positive integer, got %r" % (name, value))
+        return cls(cpu_time=parse_seconds(cpu_time), wall_time=parse_seconds(wall_time),
+                   memory=parse_size(memory), output=parse_size(output), processes=processes,
+                   file_size=parse_size(file_size), open_files=open_files,
+                   stack=parse_size(stack))
+
+    def merged(self, **overrides) -> "Limits":
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if not given:
+            return self
+        current = dataclasses.asdict(self)
+        current.update(given)
+        return Limits.build(**current)
+
+    def effective_wall(self) -> Optional[float]:
+        """The wall limit enforced: the given one, else twice the CPU limit plus a second, so a
+        program that sleeps instead of computing is still stopped."""
+        if self.wall_time is not None:
+            return self.wall_time
+        if self.cpu_time is not None:
+            return self.cpu_time * 2 + 1
+        return None
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["wall_time"] = self.effective_wall()
+        return d

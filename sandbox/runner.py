@@ -1,0 +1,443 @@
+"""Run commands under a compiled profile: `Sandbox(profile, **limits).run(argv)` and `run()`.
+
+Everything the child needs (argv, envp, the BPF program, rlimits, descriptors, ids,
+capabilities, cgroup descriptors) is prepared here; the C core (csrc/spawn.c) forks, sets the
+child up with raw syscalls and execs, and csrc/watch.c supervises the run with the GIL released.
+"""
+from __future__ import annotations
+
+import errno as _errno
+import os
+import resource
+import signal
+import threading
+from typing import Optional, Sequence, Union
+
+from . import _core, builtin, profile as _profile
+from .filter import Filter, compile_policy
+from .limits import Limits
+from .policy import Policy, RET_ALLOW, RET_LOG, json_action_name
+from .result import Result
+
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+DEFAULT_ENV = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", "HOME": "/tmp"}
+
+INHERIT = object()   # stdin/stdout/stderr: the caller's own descriptor
+DEVNULL = object()   # /dev/null
+PIPE = object()      # captured (stdout/stderr) in the Result
+
+_SIGSYS = int(signal.SIGSYS)
+
+
+def _last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 40
+
+
+_LAST_CAP = _last_cap()
+_CAP_NUMBERS = {name: i for i, name in enumerate(_profile.CAPABILITIES)}
+
+
+def _caps_mask(names) -> int:
+    mask = 0
+    for name in names:
+        num = _CAP_NUMBERS.get(name)
+        if num is not None and num <= _LAST_CAP:
+            mask |= 1 << num
+    return mask
+
+
+class SetupRefused(Exception):
+    """The sandbox cannot run anything with this configuration (reported as SETUP_ERROR)."""
+
+    def __init__(self, stage: str, message: str, err: int = 0):
+        self.stage = stage
+        self.err = err
+        super().__init__(message)
+
+
+def _resolve_user(user):
+    """(uid, gid, groups, home) for a name, a uid, or "uid:gid"."""
+    import grp
+    import pwd
+
+    if user is None:
+        return None
+    text = str(user)
+    gid = None
+    if ":" in text:
+        text, gtext = text.split(":", 1)
+        gid = int(gtext) if gtext.isdigit() else grp.getgrnam(gtext).gr_gid
+    try:
+        pw = pwd.getpwuid(int(text)) if text.isdigit() else pwd.getpwnam(text)
+    except KeyError:
+        if text.isdigit():
+            uid = int(text)
+            return uid, gid if gid is not None else uid, [gid if gid is not None else uid], "/tmp"
+        raise SetupRefused("user", "no such user: %r" % text)
+    if gid is None:
+        gid = pw.pw_gid
+    groups = sorted({gid} | {g.gr_gid for g in grp.getgrall() if pw.pw_name in g.gr_mem})
+    return pw.pw_uid, gid, groups, pw.pw_dir
+
+
+def _which(cmd: str, path: str, cwd: Optional[str]) -> Optional[str]:
+    """execvp's search, done in the parent with the child's PATH."""
+    if "/" in cmd:
+        full = cmd if os.path.isabs(cmd) or cwd is None else os.path.join(cwd, cmd)
+        return full
+    for d in path.split(":"):
+        d = d or "."
+        full = os.path.join(d, cmd)
+        if cwd and not os.path.isabs(full):
+            full = os.path.join(cwd, full)
+        if os.path.isfile(full) and os.access(full, os.X_OK):
+            return full
+    return None
+
+
+def _load_policy(spec, **load_options) -> Optional[Policy]:
+    if spec is None or spec == builtin.UNCONFINED:
+        return None
+    if isinstance(spec, Policy):
+        return spec
+    source = builtin.resolve(spec)
+    if isinstance(source, str) and source is spec and not source.lstrip().startswith("{") \
+            and not os.path.exists(source):
+        raise _profile.ProfileError(
+            "", "%s: no such file or built-in profile (built-ins: %s)"
+            % (spec, ", ".join(builtin.names())))
+    return _profile.load(source, **load_options)
+
+
+def _exec_refusal(flt: Filter) -> Optional[str]:
+    """Why no command can start under this filter, or None."""
+    policy = flt.policy
+    d = flt.decide("execve", (), arch=policy.host_arch)
+    kind = d.action & 0xFFFF0000
+    if kind in (RET_ALLOW, RET_LOG):
+        return None
+    if d.decided_by == "rule":
+        return "the profile denies execve: rule %s (%s)" % (d.rule_path, d.rule_text)
+    if d.decided_by == "default":
+        conditional = [r for r in policy.rules if r.name == "execve"]
+        if conditional:
+            return None  # execve is allowed for some arguments: let it try
+        return ("the profile denies execve: defaultAction %s with no rule allowing execve, so "
+                "no command can start" % json_action_name(policy.default_action))
+    return "the profile denies execve (%s: %s)" % (d.decided_by, d.action_name)
+
+
+class Sandbox:
+    """A profile compiled once, plus default limits and settings, for running many commands.
+
+    profile: a built-in name ("default", "no-network", "grader", "unconfined"), a path, a dict,
+    JSON text or a loaded Policy. Limits (cpu_time, timeout, memory, output_limit, processes,
+    file_size, open_files, stack) take numbers or strings ("2s", "256M").
+    """
+
+    def __init__(self, profile="default", *, caps=None, host_arch=None, kernel=None,
+                 strict=False, enosys_stub=True, args_like_libseccomp=False,
+                 cpu_time=None, timeout=None, memory=None, output_limit=None, processes=None,
+                 file_size=None, open_files=None, stack=None,
+                 env=None, inherit_env=False, cwd=None, user=None, umask=0o022,
+                 use_cgroup=True, pdeathsig=signal.SIGKILL):
+        self.user = _resolve_user(user) if user is not None else None
+        self.is_root = os.geteuid() == 0
+        if caps is None and self.user is not None and self.user[0] != 0:
+            caps = "none"  # a non-root user ends up with no capabilities at all
+        self.policy = _load_policy(profile, caps=caps, host_arch=host_arch, kernel=kernel,
+                                   strict=strict, enosys_stub=enosys_stub,
+                                   args_like_libseccomp=args_like_libseccomp)
+        self.profile_name = profile if isinstance(profile, str) else (
+            self.policy.source if self.policy else builtin.UNCONFINED)
+        self.filter = compile_policy(self.policy) if self.policy is not None else None
+        self.refusal = None
+        if self.filter is not None:
+            self.refusal = _exec_refusal(self.filter)
+            if self.refusal is None and self.policy.uses_notify():
+                self.refusal = ("the profile uses SCMP_ACT_NOTIFY, which needs a notification "
+                                "supervisor; this version cannot answer notifications")
+        if self.policy is not None:
+            self.cap_names = tuple(self.policy.caps)
+        else:
+            self.cap_names = tuple(_profile.default_caps() if caps is None
+                                   else _profile.parse_caps(caps))
+        self.limits = Limits.build(cpu_time=cpu_time, wall_time=timeout, memory=memory,
+                                   output=output_limit, processes=processes,
+                                   file_size=file_size, open_files=open_files, stack=stack)
+        self.env = self._base_env(env, inherit_env)
+        self.cwd = cwd
+        self.umask = umask
+        self.use_cgroup = use_cgroup
+        self.pdeathsig = int(pdeathsig or 0)
+
+    # -- preparation ---------------------------------------------------------------------
+
+    def _base_env(self, env, inherit_env) -> dict:
+        base = dict(os.environ) if inherit_env else dict(DEFAULT_ENV)
+        if self.user is not None and not inherit_env:
+            base["HOME"] = self.user[3] or "/tmp"
+        if env:
+            for k, v in (env.items() if isinstance(env, dict) else
+                         (item.split("=", 1) for item in env)):
+                base[str(k)] = str(v)
+        return base
+
+    def _rlimits(self, limits: Limits, cg) -> list:
+        out = [(resource.RLIMIT_CORE, 0, 0)]
+        if limits.cpu_time is not None:
+            soft = max(1, int(-(-limits.cpu_time // 1)))
+            out.append((resource.RLIMIT_CPU, soft, soft + 1))
+        if limits.memory is not None and (cg is None or cg.memory_method is None):
+            out.append((resource.RLIMIT_AS, limits.memory, limits.memory))
+        if limits.processes is not None and (cg is None or cg.pids_method is None):
+            out.append((resource.RLIMIT_NPROC, limits.processes, limits.processes))
+        if limits.file_size is not None:
+            out.append((resource.RLIMIT_FSIZE, limits.file_size, limits.file_size))
+        if limits.open_files is not None:
+            out.append((resource.RLIMIT_NOFILE, limits.open_files, limits.open_files))
+        if limits.stack is not None:
+            out.append((resource.RLIMIT_STACK, limits.stack, limits.stack))
+        return out
+
+    def _result(self, argv, limits: Limits, **kw) -> Result:
+        return Result(argv=list(argv), profile=self.profile_name,
+                      profile_digest=self.filter.digest if self.filter else None,
+                      filter_instructions=len(self.filter) if self.filter else 0,
+                      limits=limits.to_json(),
+                      warnings=list(self.policy.warnings) if self.policy else [], **kw)
+
+    def _setup_error(self, argv, limits, stage, message, err=0) -> Result:
+        return self._result(argv, limits, verdict="SETUP_ERROR", setup_error={
+            "stage": stage, "errno": err,
+            "errno_name": _errno.errorcode.get(err) if err else None, "message": message})
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(self, argv: Sequence[str], *, stdin=None, stdout=PIPE, stderr=PIPE, env=None,
+            cwd=None, cpu_time=None, timeout=None, memory=None, output_limit=None,
+            processes=None, file_size=None, open_files=None, stack=None) -> Result:
+        """Run one command; always returns a Result (never raises for what the command does).
+
+        stdin: None or DEVNULL (/dev/null), bytes/str (fed through a pipe), INHERIT, or an open
+        file / descriptor. stdout, stderr: PIPE (captured in the Result), INHERIT, DEVNULL, or
+        an open file / descriptor.
+        """
+        argv = [os.fsdecode(a) if isinstance(a, bytes) else str(a) for a in argv]
+        limits = self.limits.merged(cpu_time=cpu_time, wall_time=timeout, memory=memory,
+                                    output=output_limit, processes=processes,
+                                    file_size=file_size, open_files=open_files, stack=stack)
+        if not argv:
+            return self._setup_error(argv, limits, "argv", "no command given")
+        if self.refusal:
+            return self._setup_error(argv, limits, "profile", self.refusal)
+        envmap = dict(self.env)
+        if env:
+            envmap.update({str(k): str(v) for k, v in env.items()})
+        cwd = cwd if cwd is not None else self.cwd
+        exe = _which(argv[0], envmap.get("PATH", DEFAULT_PATH), cwd)
+        if exe is None:
+            return self._setup_error(argv, limits, "execve",
+                                     "%s: command not found (PATH=%s)" % (argv[0],
+                                                                        envmap.get("PATH", "")),
+                                     _errno.ENOENT)
+        return self._spawn_and_watch(argv, exe, envmap, cwd, limits, stdin, stdout, stderr)
+
+    def _spawn_and_watch(self, argv, exe, envmap, cwd, limits, stdin, stdout, stderr) -> Result:
+        cg = None
+        to_close = []
+        in_fd = out_r = err_r = -1
+        in_data = b""
+        try:
+            if self.use_cgroup and (limits.memory is not None or limits.processes is not None
+                                    or self.is_root):
+                cg = _make_cgroup(limits)
+            stdio = []
+            # stdin
+            if stdin is None or stdin is DEVNULL:
+                fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+                to_close.append(fd)
+                stdio.append(fd)
+            elif stdin is INHERIT:
+                stdio.append(0)
+            elif isinstance(stdin, (bytes, str)):
+                in_data = stdin.encode() if isinstance(stdin, str) else stdin
+                r, w = os.pipe2(os.O_CLOEXEC)
+                to_close.append(r)
+                in_fd = w
+                stdio.append(r)
+            else:
+                stdio.append(stdin if isinstance(stdin, int) else stdin.fileno())
+            # stdout, stderr
+            for which, target in ((1, stdout), (2, stderr)):
+                if target is PIPE:
+                    r, w = os.pipe2(os.O_CLOEXEC)
+                    to_close.append(w)
+                    if which == 1:
+                        out_r = r
+                    else:
+                        err_r = r
+                    stdio.append(w)
+                elif target is INHERIT:
+                    stdio.append(which)
+                elif target is DEVNULL or target is None:
+                    fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+                    to_close.append(fd)
+                    stdio.append(fd)
+                else:
+                    stdio.append(target if isinstance(target, int) else target.fileno())
+
+            ids = None
+            if self.user is not None:
+                ids = (self.user[0], self.user[1], self.user[2])
+            caps = _caps_mask(self.cap_names) if self.is_root else None
+            start = _core.now_ns()
+            try:
+                pid, pidfd = _core.spawn(
+                    os.fsencode(exe), [os.fsencode(a) for a in argv],
+                    [os.fsencode("%s=%s" % kv) for kv in envmap.items()],
+                    os.fsencode(cwd) if cwd is not None else None, stdio,
+                    umask=self.umask if self.umask is not None else -1,
+                    rlimits=self._rlimits(limits, cg),
+                    cgroup_fds=list(cg.procs_fds) if cg else [], ids=ids, caps=caps,
+                    last_cap=_LAST_CAP, pdeathsig=self.pdeathsig,
+                    program=self.filter.program if self.filter else None,
+                    filter_flags=self.policy.filter_flags() if self.policy else 0)
+            except _core.SpawnError as e:
+                return self._setup_error(argv, limits, e.stage, _spawn_message(e, exe, cwd),
+                                         e.errno)
+            for fd in to_close:
+                os.close(fd)
+            to_close = []
+            wall = limits.effective_wall()
+            try:
+                raw = _core.watch(
+                    pid, pidfd, pid, in_fd=in_fd, in_data=in_data, out_fd=out_r, err_fd=err_r,
+                    output_limit=limits.output or 0, start_ns=start,
+                    wall_limit_ns=int(wall * 1e9) if wall else 0,
+                    cpu_limit_ns=int(limits.cpu_time * 1e9) if (limits.cpu_time and cg
+                                                                 and cg.cpu_stat_fd >= 0) else 0,
+                    cg_cpu_fd=cg.cpu_stat_fd if cg else -1,
+                    cg_kill_fd=cg.kill_fd if cg else -1,
+                    cg_events_fd=cg.events_fd if cg else -1)
+            finally:
+                in_fd = out_r = err_r = -1  # closed by watch
+                if pidfd >= 0:
+                    os.close(pidfd)
+            stats = cg.stats() if cg else {}
+            return self._verdict(argv, limits, pid, raw, cg, stats,
+                                 capture_out=stdout is PIPE, capture_err=stderr is PIPE)
+        finally:
+            for fd in to_close + [x for x in (in_fd, out_r, err_r) if x >= 0]:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            if cg is not None:
+                cg.close()
+
+    def _verdict(self, argv, limits, pid, raw, cg, stats, capture_out, capture_err) -> Result:
+        status = raw["status"]
+        exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        cpu_rusage = raw["utime"] + raw["stime"]
+        cg_cpu = raw["cg_cpu_ns"]
+        cpu_time = cg_cpu / 1e9 if cg_cpu >= 0 else cpu_rusage
+        peak = stats.get("memory_peak")
+        memory_source = cg.memory_method if (cg and cg.memory_method and peak is not None) \
+            else "rusage"
+        if memory_source == "rusage":
+            peak = raw["maxrss_kb"] * 1024
+        verdict, kind = "OK", None
+        if raw["output_exceeded"]:
+            verdict = "OUTPUT_LIMIT"
+        elif raw["wall_exceeded"]:
+            verdict, kind = "TIME_LIMIT", "wall"
+        elif raw["cpu_exceeded"] or sig == signal.SIGXCPU or (
+                limits.cpu_time is not None and cpu_time > limits.cpu_time
+                and (sig is not None or exit_code != 0)):
+            verdict, kind = "TIME_LIMIT", "cpu"
+        elif stats.get("oom_kills", 0) > 0 or (
+                limits.memory is not None and memory_source == "rusage"
+                and (sig is not None or exit_code != 0) and peak >= 0.8 * limits.memory):
+            verdict = "MEMORY_LIMIT"
+        elif sig == _SIGSYS:
+            verdict = "SECCOMP_KILLED"
+        elif sig is not None:
+            verdict = "SIGNALED"
+        elif exit_code != 0:
+            verdict = "NONZERO_EXIT"
+        return self._result(
+            argv, limits, verdict=verdict, exit_code=exit_code, signal=sig, time_limit_kind=kind,
+            wall_time=raw["wall_ns"] / 1e9, cpu_user=raw["utime"], cpu_system=raw["stime"],
+            cpu_time=cpu_time, cpu_source="cgroup" if cg_cpu >= 0 else "rusage",
+            peak_memory=peak, memory_source=memory_source,
+            stdout=raw["stdout"] if capture_out else None,
+            stderr=raw["stderr"] if capture_err else None,
+            stdout_truncated=raw["stdout_truncated"], stderr_truncated=raw["stderr_truncated"],
+            pid=pid, containment="cgroup" if (cg and cg.kill_fd >= 0 and raw["tree_empty"])
+            else "process-group")
+
+
+def _spawn_message(e, exe, cwd) -> str:
+    err = e.errno
+    if e.stage == "execve":
+        if err == _errno.ENOENT:
+            return "%s: no such file (or its interpreter is missing)" % exe
+        if err == _errno.EACCES:
+            return "%s: permission denied (not executable, or a noexec mount)" % exe
+        if err == _errno.ENOEXEC:
+            return "%s: not an executable format" % exe
+        if err == _errno.EPERM:
+            return "%s: execve was refused (EPERM): the seccomp profile denies it" % exe
+        return "%s: execve failed: %s" % (exe, os.strerror(err))
+    if e.stage == "chdir":
+        return "cannot change directory to %s: %s" % (cwd, os.strerror(err))
+    if e.stage == "seccomp":
+        return "installing the seccomp filter failed: %s" % os.strerror(err)
+    return "child set-up failed at %s: %s" % (e.stage, os.strerror(err))
+
+
+_cgroups_mod = None
+_cgroups_lock = threading.Lock()
+
+
+def _make_cgroup(limits: Limits):
+    """A RunCgroup for this run, or None when cgroups are unavailable here."""
+    global _cgroups_mod
+    if _cgroups_mod is None:
+        with _cgroups_lock:
+            try:
+                from . import cgroups as mod
+            except ImportError:
+                mod = False
+            _cgroups_mod = mod
+    if not _cgroups_mod:
+        return None
+    return _cgroups_mod.RunCgroup.create(memory_limit=limits.memory,
+                                         pids_limit=limits.processes)
+
+
+_default_sandboxes: dict = {}
+_default_lock = threading.Lock()
+
+
+def run(argv: Sequence[str], profile="default", *, stdin=None, stdout=PIPE, stderr=PIPE,
+        timeout=None, cpu_time=None, memory=None, output_limit=None, processes=None,
+        file_size=None, open_files=None, stack=None, env=None, cwd=None, user=None,
+        caps=None) -> Result:
+    """Run one command under a profile (compiled once per profile and settings, then cached)."""
+    key = (profile if isinstance(profile, (str, type(None))) else id(profile), user, caps)
+    with _default_lock:
+        sb = _default_sandboxes.get(key)
+    if sb is None:
+        sb = Sandbox(profile, user=user, caps=caps)
+        with _default_lock:
+            _default_sandboxes[key] = sb
+    return sb.run(argv, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd,
+                  cpu_time=cpu_time, timeout=timeout, memory=memory, output_limit=output_limit,
+                  processes=processes, file_size=file_size, open_files=open_files, stack=stack)

@@ -386,52 +386,30 @@ static void weigh(struct ranges *rs, const struct sb_section *sec)
 	}
 }
 
-/* Optimal alphabetic search tree over the ranges (Knuth's O(n^2) dynamic programme).
- * root[i*n+j] = last range of the left subtree of the tree over ranges i..j. */
-static uint32_t *best_tree(const struct ranges *rs)
+/* Split point of the search tree over ranges i..j (i < j): the last range of the left subtree,
+ * chosen so the two subtrees weigh as nearly the same as possible (a weight-balanced tree, within
+ * a couple of comparisons of the optimal one on every profile we measured). wsum: prefix sums. */
+static uint32_t split(const uint64_t *wsum, uint32_t i, uint32_t j)
 {
-	uint32_t n = rs->n;
-	uint64_t *cost = calloc((size_t)n * n, sizeof(*cost));
-	uint64_t *wsum = calloc((size_t)n + 1, sizeof(*wsum));
-	uint32_t *root = calloc((size_t)n * n, sizeof(*root));
+	uint64_t half = wsum[i] + (wsum[j + 1] - wsum[i]) / 2;
+	uint32_t lo = i, hi = j - 1;
 
-	if (!cost || !wsum || !root) {
-		free(cost);
-		free(wsum);
-		free(root);
-		return NULL;
-	}
-	for (uint32_t i = 0; i < n; i++)
-		wsum[i + 1] = wsum[i] + rs->v[i].weight;
-	for (uint32_t i = 0; i + 1 < n; i++) {
-		cost[(size_t)i * n + i + 1] = wsum[i + 2] - wsum[i];
-		root[(size_t)i * n + i + 1] = i;
-	}
-	for (uint32_t len = 2; len < n; len++) {
-		for (uint32_t i = 0; i + len < n; i++) {
-			uint32_t j = i + len;
-			uint32_t lo = root[(size_t)i * n + j - 1], hi = root[(size_t)(i + 1) * n + j];
-			uint64_t best = UINT64_MAX;
-			uint32_t arg = lo;
+	/* first m in [i, j-1] whose prefix reaches half */
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
 
-			for (uint32_t m = lo; m <= hi && m < j; m++) {
-				uint64_t c = cost[(size_t)i * n + m] + cost[(size_t)(m + 1) * n + j];
-
-				if (c < best) {
-					best = c;
-					arg = m;
-				}
-			}
-			cost[(size_t)i * n + j] = best + wsum[j + 1] - wsum[i];
-			root[(size_t)i * n + j] = arg;
-		}
+		if (wsum[mid + 1] < half)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	free(cost);
-	free(wsum);
-	return root;
+	/* the one before may balance better */
+	if (lo > i && half - wsum[lo] < wsum[lo + 1] - half)
+		lo--;
+	return lo;
 }
 
-static struct tgt emit_tree(struct emitter *e, const struct ranges *rs, const uint32_t *root,
+static struct tgt emit_tree(struct emitter *e, const struct ranges *rs, const uint64_t *wsum,
 			    uint32_t i, uint32_t j, const struct tgt *block_tgt)
 {
 	const struct range *r;
@@ -442,9 +420,9 @@ static struct tgt emit_tree(struct emitter *e, const struct ranges *rs, const ui
 		r = &rs->v[i];
 		return r->block >= 0 ? block_tgt[r->block] : T_RET(r->action);
 	}
-	m = root[(size_t)i * rs->n + j];
-	right = emit_tree(e, rs, root, m + 1, j, block_tgt);
-	left = emit_tree(e, rs, root, i, m, block_tgt);
+	m = split(wsum, i, j);
+	right = emit_tree(e, rs, wsum, m + 1, j, block_tgt);
+	left = emit_tree(e, rs, wsum, i, m, block_tgt);
 	return emit_jump(e, BPF_JGE, rs->v[m + 1].lo, right, left);
 }
 
@@ -454,7 +432,7 @@ static int emit_section(struct emitter *e, const struct sb_section *sec, const s
 	struct ranges rs = {0};
 	struct tgt *block_tgt;
 	uint32_t nblocks = 0, base1 = sec->abi[0].nsys;
-	uint32_t *root = NULL;
+	uint64_t *wsum = NULL;
 
 	for (uint32_t k = 0; k < sec->nabi; k++)
 		nblocks += sec->abi[k].nsys;
@@ -480,12 +458,15 @@ static int emit_section(struct emitter *e, const struct sb_section *sec, const s
 	if (rs.n == 1) {
 		*out = rs.v[0].block >= 0 ? block_tgt[rs.v[0].block] : T_RET(rs.v[0].action);
 	} else {
-		root = best_tree(&rs);
-		if (!root)
+		wsum = malloc(((size_t)rs.n + 1) * sizeof(*wsum));
+		if (!wsum)
 			goto oom;
-		*out = emit_load(e, NR_OFF, emit_tree(e, &rs, root, 0, rs.n - 1, block_tgt));
+		wsum[0] = 0;
+		for (uint32_t i = 0; i < rs.n; i++)
+			wsum[i + 1] = wsum[i] + rs.v[i].weight;
+		*out = emit_load(e, NR_OFF, emit_tree(e, &rs, wsum, 0, rs.n - 1, block_tgt));
 	}
-	free(root);
+	free(wsum);
 	free(block_tgt);
 	free(rs.v);
 	return 0;

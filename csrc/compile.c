@@ -374,15 +374,17 @@ static void weigh(struct ranges *rs, const struct sb_section *sec)
 			const struct sb_syscall_table *t = &sb_syscall_tables[abi->arch];
 
 			if (lo <= hi)
-				w += hi - lo + 1;
+				/* x32 shares x86_64's section but is rarely used (and never cached by
+				 * the kernel): keep its part of the tree out of x86_64's way */
+				w += (hi - lo + 1) * (abi->arch == SB_ARCH_X32 ? 1 : 64);
 			if (abi->arch == SB_ARCH_ARM) /* private calls above the dense range */
 				for (uint32_t j = 0; j < t->count; j++)
 					if (t->entries[j].nr >= 0x0f0000 && t->entries[j].nr >= r->lo &&
 					    t->entries[j].nr <= r->hi)
-						w++;
+						w += 64;
 		}
 		/* never zero, so that rare ranges still sit in a balanced part of the tree */
-		r->weight = w * 1024 + 1;
+		r->weight = w * 16 + 1;
 	}
 }
 

@@ -1,0 +1,50 @@
+"""Shared helpers for the benchmarks: locating shared profiles, medians, table printing."""
+import os
+import statistics
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def shared_dir() -> Path:
+    for candidate in (os.environ.get("SANDBOX_SHARED"), ROOT.parent / "shared", "/work/shared"):
+        if candidate and (Path(candidate) / "profiles").is_dir():
+            return Path(candidate)
+    raise SystemExit("bench: ../shared/profiles not found (set SANDBOX_SHARED)")
+
+
+def docker_profile() -> str:
+    return str(shared_dir() / "profiles" / "docker-default.json")
+
+
+def median_time(fn, rounds: int, inner: int = 1) -> float:
+    """Median seconds per call over `rounds` rounds of `inner` calls."""
+    samples = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        samples.append((time.perf_counter() - t) / inner)
+    return statistics.median(samples)
+
+
+def interleaved(fns: dict, rounds: int, inner: int) -> dict:
+    """Median seconds per call of each function, measured in alternating blocks."""
+    samples = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            samples[name].append((time.perf_counter() - t) / inner)
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def table(headers, rows) -> str:
+    cols = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
+    out = ["| " + " | ".join(str(h).ljust(c) for h, c in zip(headers, cols)) + " |",
+           "|" + "|".join("-" * (c + 2) for c in cols) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(str(v).ljust(c) for v, c in zip(r, cols)) + " |")
+    return "\n".join(out)

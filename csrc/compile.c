@@ -39,11 +39,21 @@ struct ret_copy {
 	uint32_t pos;
 };
 
+/* An argument block already emitted, by content, so identical blocks of several ABIs (the same
+ * personality rules on x86_64, x32 and i386, say) are emitted once. */
+struct block_copy {
+	uint64_t *key;
+	uint32_t len;
+	struct tgt t;
+};
+
 struct emitter {
 	struct sock_filter *buf; /* buf[i] is the instruction at position i from the end */
 	uint32_t n, cap;
 	struct ret_copy *rets;   /* nearest copy of each ret emitted so far */
 	uint32_t nrets, caprets;
+	struct block_copy *blocks;
+	uint32_t nblocks, capblocks;
 	int oom;
 };
 
@@ -141,6 +151,20 @@ static struct tgt emit_load(struct emitter *e, uint32_t off, struct tgt next)
 
 /* ---- argument comparisons --------------------------------------------------------------- */
 
+/* A jump made while the accumulator holds the word at `off`: a target that begins by loading
+ * that same word can be entered one instruction later. */
+static struct tgt skip_reload(const struct emitter *e, struct tgt t, uint32_t off)
+{
+	const struct sock_filter *f;
+
+	if (t.is_ret || t.v == 0)
+		return t;
+	f = &e->buf[t.v];
+	if (f->code == (BPF_LD | BPF_W | BPF_ABS) && f->k == off)
+		return T_POS(t.v - 1);
+	return t;
+}
+
 /* Test one 32-bit word: if ((word & mask) <op> k) jt else jf; op is BPF_JEQ, BPF_JGT or BPF_JGE. */
 static struct tgt word_test(struct emitter *e, uint32_t off, uint32_t mask, uint16_t op, uint32_t k,
 			    struct tgt jt, struct tgt jf)
@@ -152,6 +176,10 @@ static struct tgt word_test(struct emitter *e, uint32_t off, uint32_t mask, uint
 		return jf;
 	if (op == BPF_JEQ && (k & ~mask))
 		return jf;
+	if (mask == 0xffffffffu) {
+		jt = skip_reload(e, jt, off);
+		jf = skip_reload(e, jf, off);
+	}
 	emit_jump(e, op, k, jt, jf);
 	if (mask != 0xffffffffu)
 		emit_stmt(e, BPF_ALU | BPF_AND | BPF_K, mask);
@@ -172,9 +200,9 @@ static struct tgt cmp_greater(struct emitter *e, uint32_t idx, uint64_t r, int g
 	}
 	lo = word_test(e, ARG_LO(idx), 0xffffffffu, ge ? BPF_JGE : BPF_JGT, rlo, jt, jf);
 	/* hi > rhi -> jt; hi == rhi -> low word decides; else jf */
-	eq = emit_jump(e, BPF_JEQ, rhi, lo, jf);
+	eq = emit_jump(e, BPF_JEQ, rhi, lo, skip_reload(e, jf, ARG_HI(idx)));
 	if (rhi != 0xffffffffu) /* nothing is above 0xffffffff */
-		emit_jump(e, BPF_JGT, rhi, jt, eq);
+		emit_jump(e, BPF_JGT, rhi, skip_reload(e, jt, ARG_HI(idx)), eq);
 	return emit_stmt(e, BPF_LD | BPF_W | BPF_ABS, ARG_HI(idx));
 }
 
@@ -241,8 +269,8 @@ static int cond_const_true(const struct sb_cond *c, int hi_zero, int abi32)
 }
 
 /* The argument block of one syscall: its rules, most restrictive first, then the default. */
-static struct tgt emit_block(struct emitter *e, const struct sb_abi *abi, const struct sb_xsys *s,
-			     uint32_t default_action)
+static struct tgt emit_block_code(struct emitter *e, const struct sb_abi *abi,
+				  const struct sb_xsys *s, uint32_t default_action)
 {
 	struct tgt next = T_RET(default_action);
 
@@ -264,6 +292,65 @@ static struct tgt emit_block(struct emitter *e, const struct sb_abi *abi, const 
 			next = t;
 	}
 	return next;
+}
+
+/* What decides the code of a block: per rule its action and, per condition, everything
+ * emit_cond looks at. */
+static uint32_t block_key(const struct sb_abi *abi, const struct sb_xsys *s, uint32_t default_action,
+			  uint64_t *key)
+{
+	uint32_t n = 0;
+
+	key[n++] = default_action;
+	for (uint32_t r = 0; r < s->count; r++) {
+		const struct sb_xrule *x = &abi->rules[s->first + r];
+
+		key[n++] = ((uint64_t)x->action << 32) | x->ncond;
+		for (uint32_t k = 0; k < x->ncond; k++) {
+			const struct sb_cond *c = &x->cond[k];
+			int hi_zero = !abi->is64 || ((x->arg32 >> c->index) & 1);
+
+			key[n++] = ((uint64_t)c->index << 32) | ((uint64_t)c->op << 8) |
+				   ((uint64_t)hi_zero << 1) | (uint64_t)!abi->is64;
+			key[n++] = c->value;
+			key[n++] = c->value_two;
+		}
+	}
+	return n;
+}
+
+static struct tgt emit_block(struct emitter *e, const struct sb_abi *abi, const struct sb_xsys *s,
+			     uint32_t default_action)
+{
+	uint32_t cap = 1, n;
+	uint64_t *key;
+	struct tgt t;
+
+	for (uint32_t r = 0; r < s->count; r++)
+		cap += 1 + 3 * abi->rules[s->first + r].ncond;
+	key = malloc(cap * sizeof(*key));
+	if (!key) {
+		e->oom = 1;
+		return T_RET(default_action);
+	}
+	n = block_key(abi, s, default_action, key);
+	for (uint32_t i = 0; i < e->nblocks; i++) {
+		if (e->blocks[i].len == n && memcmp(e->blocks[i].key, key, n * sizeof(*key)) == 0) {
+			free(key);
+			return e->blocks[i].t;
+		}
+	}
+	t = emit_block_code(e, abi, s, default_action);
+	if (sb_grow((void **)&e->blocks, &e->capblocks, e->nblocks, sizeof(*e->blocks)) < 0) {
+		free(key);
+		e->oom = 1;
+		return t;
+	}
+	e->blocks[e->nblocks].key = key;
+	e->blocks[e->nblocks].len = n;
+	e->blocks[e->nblocks].t = t;
+	e->nblocks++;
+	return t;
 }
 
 /* ---- syscall-number dispatch ------------------------------------------------------------- */
@@ -479,6 +566,67 @@ oom:
 	return -1;
 }
 
+/* Drop instructions no path reaches (a rule's entry load left behind when every jump into the
+ * rule could skip it). Offsets only shrink, so every jump stays in range. Returns the new length. */
+static uint32_t drop_unreachable(struct sock_filter *prog, uint32_t len)
+{
+	uint8_t *live;
+	uint32_t *pos;
+	uint32_t n = 0;
+
+	if (len == 0)
+		return 0;
+	live = calloc(len, 1);
+	pos = calloc(len + 1, sizeof(*pos));
+	if (!live || !pos) {
+		free(live);
+		free(pos);
+		return len; /* keep the program as it is */
+	}
+	live[0] = 1;
+	for (uint32_t i = 0; i < len; i++) {
+		const struct sock_filter *f = &prog[i];
+
+		if (!live[i])
+			continue;
+		if (BPF_CLASS(f->code) == BPF_RET)
+			continue;
+		/* the emitter only makes forward jumps inside the program */
+		if (f->code == (BPF_JMP | BPF_JA)) {
+			if (f->k < len - i - 1)
+				live[i + 1 + f->k] = 1;
+		} else if (BPF_CLASS(f->code) == BPF_JMP) {
+			if (i + 1u + f->jt < len)
+				live[i + 1 + f->jt] = 1;
+			if (i + 1u + f->jf < len)
+				live[i + 1 + f->jf] = 1;
+		} else if (i + 1 < len) {
+			live[i + 1] = 1;
+		}
+	}
+	for (uint32_t i = 0; i < len; i++) {
+		pos[i] = n;
+		n += live[i];
+	}
+	pos[len] = n;
+	for (uint32_t i = 0; i < len; i++) {
+		struct sock_filter f = prog[i];
+
+		if (!live[i])
+			continue;
+		if (f.code == (BPF_JMP | BPF_JA)) {
+			f.k = pos[i + 1 + f.k] - pos[i] - 1;
+		} else if (BPF_CLASS(f.code) == BPF_JMP) {
+			f.jt = (uint8_t)(pos[i + 1 + f.jt] - pos[i] - 1);
+			f.jf = (uint8_t)(pos[i + 1 + f.jf] - pos[i] - 1);
+		}
+		prog[pos[i]] = f;
+	}
+	free(live);
+	free(pos);
+	return n;
+}
+
 int sb_compile(const struct sb_policy *p, struct sock_filter **out, uint32_t *len,
 	       struct sb_error *err)
 {
@@ -510,11 +658,6 @@ int sb_compile(const struct sb_policy *p, struct sock_filter **out, uint32_t *le
 		sb_set_error(err, "out of memory");
 		goto done;
 	}
-	if (e.n > MAX_INSNS) {
-		sb_set_error(err, "the filter needs %u instructions; the kernel accepts at most %d "
-			     "(reduce argument rules or architectures)", e.n, MAX_INSNS);
-		goto done;
-	}
 	*out = malloc(e.n * sizeof(**out));
 	if (!*out) {
 		sb_set_error(err, "out of memory");
@@ -522,9 +665,20 @@ int sb_compile(const struct sb_policy *p, struct sock_filter **out, uint32_t *le
 	}
 	for (uint32_t i = 0; i < e.n; i++)
 		(*out)[i] = e.buf[e.n - 1 - i];
-	*len = e.n;
+	*len = drop_unreachable(*out, e.n);
+	if (*len > MAX_INSNS) {
+		sb_set_error(err, "the filter needs %u instructions; the kernel accepts at most %d "
+			     "(reduce argument rules or architectures)", *len, MAX_INSNS);
+		free(*out);
+		*out = NULL;
+		*len = 0;
+		goto done;
+	}
 	rc = 0;
 done:
+	for (uint32_t i = 0; i < e.nblocks; i++)
+		free(e.blocks[i].key);
+	free(e.blocks);
 	free(e.buf);
 	free(e.rets);
 	sb_ruleset_free(&rs);

@@ -21,6 +21,10 @@ DECIDED_BY = {
 
 CompileError = _core.CompileError
 
+# Syscalls the kernel lets through before any filter runs (kernel/seccomp.c: uretprobe since
+# 6.12/6.14, uprobe since 6.18); observed on this project's machines.
+KERNEL_EXEMPT_X86_64 = ("uretprobe", "uprobe")
+
 
 @dataclasses.dataclass(frozen=True)
 class Decision:
@@ -34,6 +38,7 @@ class Decision:
     rule_path: Optional[str]     # JSON path of the deciding rule's name, when decided_by == "rule"
     rule_text: Optional[str]     # the rule's conditions and action, human readable
     instructions: int            # BPF instructions the kernel runs for this call
+    note: Optional[str] = None   # something the filter's answer does not tell
 
     @property
     def action_name(self) -> str:
@@ -50,6 +55,8 @@ class Decision:
             self.arch, self.syscall, ", ".join("%#x" % a for a in self.args), self.action_name, why)
         if self.rule_text:
             line += "\n    " + self.rule_text
+        if self.note:
+            line += "\n    note: " + self.note
         return line
 
 
@@ -96,9 +103,13 @@ class Filter:
         if rule is not None:
             conds = " && ".join(c.describe() for c in rule.conds) or "always"
             text = "%s: %s -> %s" % (rule.name, conds, action_name(rule.action))
+        note = None
+        if arch == "x86_64" and name in KERNEL_EXEMPT_X86_64:
+            note = ("Linux 6.12+ never runs seccomp filters for %s on x86_64 (uprobes "
+                    "trampolines); the kernel, not this filter, decides it" % name)
         return Decision(arch=arch, syscall=name, nr=nr, args=args[:6], action=action,
                         decided_by=DECIDED_BY[by], rule_path=rule.path if rule else None,
-                        rule_text=text, instructions=executed)
+                        rule_text=text, instructions=executed, note=note)
 
     def stats(self, arch: Optional[str] = None) -> dict:
         """Length, instructions executed per syscall and action-cache coverage for one arch."""

@@ -63,17 +63,22 @@ class Decision:
 class Filter:
     """The BPF program for one Policy."""
 
-    def __init__(self, policy: Policy, compiled: Optional[_core.Compiled] = None):
+    def __init__(self, policy: Policy, compiled: Optional[_core.Compiled] = None,
+                 digest: Optional[str] = None):
         self.policy = policy
         self._compiled = compiled if compiled is not None else _core.Compiled(policy)
         self.program: bytes = self._compiled.program
+        self._digest = digest
 
     def __len__(self) -> int:
         return len(self.program) // 8
 
     @property
     def digest(self) -> str:
-        return self.policy.digest()
+        """sha256 of what decides the program (computed once)."""
+        if self._digest is None:
+            self._digest = self.policy.digest()
+        return self._digest
 
     def decide(self, syscall: Union[str, int], args: Sequence[int] = (),
                arch: Optional[str] = None) -> Decision:
@@ -147,4 +152,4 @@ def compile_policy(policy: Policy) -> Filter:
         compiled = _core.Compiled(policy)
         with _cache_lock:
             _cache[key] = compiled
-    return Filter(policy, compiled)
+    return Filter(policy, compiled, key)

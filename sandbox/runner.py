@@ -38,6 +38,21 @@ def _last_cap() -> int:
 
 
 _LAST_CAP = _last_cap()
+
+
+def _own_bounding_set() -> int:
+    """Capabilities this process may still hand out (CapBnd); a child can keep no others."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return (1 << (_LAST_CAP + 1)) - 1
+
+
+_OWN_BOUNDING = _own_bounding_set()
 _CAP_NUMBERS = {name: i for i, name in enumerate(_profile.CAPABILITIES)}
 
 
@@ -47,7 +62,7 @@ def _caps_mask(names) -> int:
         num = _CAP_NUMBERS.get(name)
         if num is not None and num <= _LAST_CAP:
             mask |= 1 << num
-    return mask
+    return mask & _OWN_BOUNDING
 
 
 class SetupRefused(Exception):
@@ -155,6 +170,9 @@ class Sandbox:
         self.profile_name = profile if isinstance(profile, str) else (
             self.policy.source if self.policy else builtin.UNCONFINED)
         self.filter = compile_policy(self.policy) if self.policy is not None else None
+        # computed once: every run reuses them
+        self.digest = self.filter.digest if self.filter else None
+        self.filter_flags = self.policy.filter_flags() if self.policy else 0
         self.refusal = None
         if self.filter is not None:
             self.refusal = _exec_refusal(self.filter)
@@ -166,6 +184,7 @@ class Sandbox:
         else:
             self.cap_names = tuple(_profile.default_caps() if caps is None
                                    else _profile.parse_caps(caps))
+        self.caps_mask = _caps_mask(self.cap_names) if self.is_root else None
         self.limits = Limits.build(cpu_time=cpu_time, wall_time=timeout, memory=memory,
                                    output=output_limit, processes=processes,
                                    file_size=file_size, open_files=open_files, stack=stack)
@@ -206,7 +225,7 @@ class Sandbox:
 
     def _result(self, argv, limits: Limits, **kw) -> Result:
         return Result(argv=list(argv), profile=self.profile_name,
-                      profile_digest=self.filter.digest if self.filter else None,
+                      profile_digest=self.digest,
                       filter_instructions=len(self.filter) if self.filter else 0,
                       limits=limits.to_json(),
                       warnings=list(self.policy.warnings) if self.policy else [], **kw)
@@ -294,7 +313,7 @@ class Sandbox:
             ids = None
             if self.user is not None:
                 ids = (self.user[0], self.user[1], self.user[2])
-            caps = _caps_mask(self.cap_names) if self.is_root else None
+            caps = self.caps_mask
             start = _core.now_ns()
             try:
                 pid, pidfd = _core.spawn(
@@ -306,7 +325,7 @@ class Sandbox:
                     cgroup_fds=list(cg.procs_fds) if cg else [], ids=ids, caps=caps,
                     last_cap=_LAST_CAP, pdeathsig=self.pdeathsig,
                     program=self.filter.program if self.filter else None,
-                    filter_flags=self.policy.filter_flags() if self.policy else 0)
+                    filter_flags=self.filter_flags)
             except _core.SpawnError as e:
                 return self._setup_error(argv, limits, e.stage, _spawn_message(e, exe, cwd),
                                          e.errno)

@@ -1,0 +1,74 @@
+"""Spawn+wait latency of /bin/true.
+
+1. C level: our core (csrc/spawn.c: vfork, set-up, NO_NEW_PRIVS, Docker's default profile
+   compiled for x86_64+x86+x32, execve) against posix_spawn, interleaved blocks in one C process.
+2. Python level: sandbox's Sandbox.run() with that filter against subprocess.run() without
+   one, both capturing stdout/stderr, interleaved.
+Medians and ratios against the baseline measured in the same run.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(__file__))
+import common  # noqa: E402
+
+from sandbox import _core, profile  # noqa: E402
+from sandbox.runner import Sandbox  # noqa: E402
+
+
+def c_level(program: bytes, rounds: int, per: int) -> dict:
+    src = os.path.join(os.path.dirname(__file__), "spawnbench.c")
+    core = os.path.join(str(common.ROOT), "csrc", "spawn.c")
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = os.path.join(tmp, "spawnbench")
+        subprocess.run(["gcc", "-O2", "-o", exe, src, core], check=True)
+        bpf = os.path.join(tmp, "docker.bpf")
+        with open(bpf, "wb") as f:
+            f.write(program)
+        out = subprocess.run([exe, bpf, str(rounds), str(per)], check=True,
+                             capture_output=True, text=True).stdout
+    res = {}
+    for line in out.splitlines():
+        name, med, p10, p90 = line.split()
+        res[name] = (float(med), float(p10), float(p90))
+    return res
+
+
+def python_level(path: str, rounds: int, per: int) -> dict:
+    with_cg = Sandbox(path)
+    no_cg = Sandbox(path, use_cgroup=False)
+    unconfined = Sandbox(None, use_cgroup=False)
+    fns = {
+        "subprocess.run (no filter)": lambda: subprocess.run(["/bin/true"], capture_output=True),
+        "Sandbox.run, filter, process-group containment": lambda: no_cg.run(["/bin/true"]),
+        "Sandbox.run, filter, cgroup containment": lambda: with_cg.run(["/bin/true"]),
+        "Sandbox.run, unconfined": lambda: unconfined.run(["/bin/true"]),
+    }
+    return common.interleaved(fns, rounds=rounds, inner=per)
+
+
+def main(rounds=20, per=25):
+    path = common.docker_profile()
+    policy = profile.load(path, host_arch="x86_64", caps="docker", kernel=(6, 18))
+    program = _core.compile(policy)
+    c = c_level(program, rounds, per)
+    base = c["posix_spawn"][0]
+    print("## Spawn + wait of /bin/true, C level (%d insn filter, %d samples each)\n"
+          % (len(program) // 8, rounds * per))
+    rows = [[name, "%.0f" % v[0], "%.0f" % v[1], "%.0f" % v[2], "%.2f" % (v[0] / base)]
+            for name, v in (("posix_spawn (baseline)", c["posix_spawn"]),
+                            ("sb_spawn + Docker filter", c["core_filter"]),
+                            ("sb_spawn, no filter", c["core_nofilter"]))]
+    print(common.table(["entry", "median us", "p10", "p90", "x posix_spawn"], rows))
+    py = python_level(path, rounds, per)
+    base = py["subprocess.run (no filter)"]
+    print("\n## Spawn + wait of /bin/true from Python (medians of %d blocks of %d)\n"
+          % (rounds, per))
+    print(common.table(["entry", "median us", "x subprocess.run"],
+                       [[k, "%.0f" % (v * 1e6), "%.2f" % (v / base)] for k, v in py.items()]))
+
+
+if __name__ == "__main__":
+    main()

@@ -12,6 +12,7 @@ import itertools
 import json
 from typing import Optional
 
+from sandbox import _core
 from sandbox import profile as _profile
 from sandbox import syscalls
 from sandbox.policy import (OPS, RET_ALLOW, RET_LOG, RET_TRACE, RET_USER_NOTIF, Policy, Rule,
@@ -44,7 +45,7 @@ def check(policy_or_source, **load_options) -> list:
     by_name = _rules_by_name(policy.rules)
     return (list(policy.warnings) + shadowed_rules(by_name) + overlapping_rules(by_name)
             + missing_compat_arches(policy) + exec_denied(policy, by_name)
-            + multiplexer_bypass(policy, by_name))
+            + multiplexer_bypass(policy, by_name) + dead_high_word_compares(policy))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -281,4 +282,42 @@ def multiplexer_bypass(policy: Policy, by_name: dict) -> list:
                             "%s, which is unconditionally allowed (%s): on x86 every %s call "
                             "passes" % (conditional[0].path, json.dumps(name), mux, where,
                                         name))
+    return findings
+
+
+def dead_high_word_compares(policy: Policy) -> list:
+    """Compares whose value has high bits set on an argument the kernel reads as 32-bit.
+
+    Such an argument is compared as the kernel reads it (low word, zero-extended), so e.g.
+    `fd == 0xffffffffffffffff` (-1 written as 64 bits) can never match on a 64-bit ABI, and
+    `fd != 0xffffffffffffffff` always does. --args-like-libseccomp compares all 64 bits instead.
+    """
+    if policy.args_like_libseccomp:
+        return []
+    findings = []
+    seen = set()
+    for rule in policy.rules:
+        for cond in rule.conds:
+            high = cond.value >> 32 if cond.op != OPS["SCMP_CMP_MASKED_EQ"] else (
+                (cond.value & cond.value_two) >> 32)
+            if not high:
+                continue
+            for arch in policy.arches:
+                if arch not in ("x86_64", "aarch64"):
+                    continue
+                if not (_core.syscall_arg32(arch, rule.name) >> cond.index) & 1:
+                    continue
+                key = (rule.path, cond.index)
+                if key in seen:
+                    continue
+                seen.add(key)
+                findings.append(
+                    "%s: %s compares argument %d of %s, which the kernel reads as 32-bit, with "
+                    "a value that has high bits set: as the kernel reads the argument that "
+                    "compare is always %s on %s (write %d for a 32-bit -1, or use "
+                    "--args-like-libseccomp)" % (
+                        rule.path, cond.describe(), cond.index, json.dumps(rule.name),
+                        "false" if cond.op in (OPS["SCMP_CMP_EQ"], OPS["SCMP_CMP_MASKED_EQ"],
+                                               OPS["SCMP_CMP_GT"], OPS["SCMP_CMP_GE"])
+                        else "true", arch, cond.value & 0xFFFFFFFF))
     return findings

@@ -1,0 +1,30 @@
+"""Findings of `sandbox check` that come from the compiler's argument widths."""
+from sandbox import profile
+from sandbox.check import check
+
+
+def _load(rule_value, op="SCMP_CMP_EQ", **opts):
+    doc = {"defaultAction": "SCMP_ACT_ALLOW",
+           "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+           "syscalls": [{"names": ["close"], "action": "SCMP_ACT_ERRNO",
+                         "args": [{"index": 0, "value": rule_value, "op": op}]}]}
+    return profile.load(doc, host_arch="x86_64", caps="none", kernel=(6, 18), **opts)
+
+
+def test_64bit_minus_one_on_an_int_argument_is_reported_dead():
+    findings = [f for f in check(_load(2**64 - 1)) if "32-bit" in f]
+    assert findings == [
+        'syscalls[0].names[0]: a0 == 0xffffffffffffffff compares argument 0 of "close", which '
+        'the kernel reads as 32-bit, with a value that has high bits set: as the kernel reads '
+        'the argument that compare is always false on x86_64 (write 4294967295 for a 32-bit '
+        '-1, or use --args-like-libseccomp)']
+
+
+def test_not_equal_is_reported_always_true():
+    findings = [f for f in check(_load(2**64 - 1, op="SCMP_CMP_NE")) if "32-bit" in f]
+    assert len(findings) == 1 and "always true" in findings[0]
+
+
+def test_low_word_values_and_libseccomp_mode_are_not_reported():
+    assert not [f for f in check(_load(2**32 - 1)) if "32-bit" in f]
+    assert not [f for f in check(_load(2**64 - 1, args_like_libseccomp=True)) if "32-bit" in f]

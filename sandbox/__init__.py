@@ -1,2 +1,14 @@
-"""seccomp-sandbox: run untrusted commands under Docker/OCI seccomp profiles compiled to BPF."""
+"""seccomp-sandbox: run untrusted commands under Docker/OCI seccomp profiles compiled to BPF.
+
+    import sandbox
+    result = sandbox.run(["python3", "-c", "print(42)"], profile="default", timeout=2)
+    sb = sandbox.Sandbox("grader", cpu_time=1, memory="256M")   # compile once, run many
+
+Profiles: sandbox.profile.load(); compiled filters: sandbox.filter.compile_policy().
+"""
 __version__ = "0.1.0"
+
+from .result import Result  # noqa: E402
+from .runner import DEVNULL, INHERIT, PIPE, Sandbox, run  # noqa: E402
+
+__all__ = ["run", "Sandbox", "Result", "PIPE", "INHERIT", "DEVNULL", "__version__"]

@@ -35,7 +35,8 @@ def summary(name: str) -> str:
         return ""
     if isinstance(comment, list):
         comment = " ".join(comment)
-    return comment.split(". ")[0].strip().rstrip(".")
+    first = comment.split(". ")[0].split(": ")[0]
+    return first.strip().rstrip(".")
 
 
 def resolve(spec) -> object:

@@ -450,13 +450,16 @@ def run(argv: Sequence[str], profile="default", *, stdin=None, stdout=PIPE, stde
         file_size=None, open_files=None, stack=None, env=None, cwd=None, user=None,
         caps=None) -> Result:
     """Run one command under a profile (compiled once per profile and settings, then cached)."""
-    key = (profile if isinstance(profile, (str, type(None))) else id(profile), user, caps)
-    with _default_lock:
-        sb = _default_sandboxes.get(key)
-    if sb is None:
-        sb = Sandbox(profile, user=user, caps=caps)
+    if isinstance(profile, (str, os.PathLike, type(None))):
+        key = (os.fspath(profile) if profile is not None else None, user, caps)
         with _default_lock:
-            _default_sandboxes[key] = sb
+            sb = _default_sandboxes.get(key)
+        if sb is None:
+            sb = Sandbox(profile, user=user, caps=caps)
+            with _default_lock:
+                _default_sandboxes[key] = sb
+    else:  # a dict or a Policy: compiled through compile_policy's digest cache
+        sb = Sandbox(profile, user=user, caps=caps)
     return sb.run(argv, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd,
                   cpu_time=cpu_time, timeout=timeout, memory=memory, output_limit=output_limit,
                   processes=processes, file_size=file_size, open_files=open_files, stack=stack)

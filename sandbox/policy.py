@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from typing import Optional
+from typing import NamedTuple, Optional
 
 # Kernel return values (linux/seccomp.h).
 RET_KILL_PROCESS = 0x80000000
@@ -114,8 +114,8 @@ class Cond:
         return "a%d %s %#x" % (self.index, sym, self.value)
 
 
-@dataclasses.dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
+    """One rule as runc hands it to libseccomp (a NamedTuple: a profile makes hundreds)."""
     name: str                 # one syscall name
     action: int               # kernel return value (action | data)
     conds: tuple = ()         # tuple[Cond, ...], AND-ed

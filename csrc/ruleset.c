@@ -50,27 +50,36 @@ struct mux_call {
 	uint32_t call;
 };
 
+/* Sorted by name (mux_lookup searches them). */
 static const struct mux_call socket_calls[] = {
-	{"socket", 1}, {"bind", 2}, {"connect", 3}, {"listen", 4}, {"accept", 5},
-	{"getsockname", 6}, {"getpeername", 7}, {"socketpair", 8}, {"send", 9}, {"recv", 10},
-	{"sendto", 11}, {"recvfrom", 12}, {"shutdown", 13}, {"setsockopt", 14},
-	{"getsockopt", 15}, {"sendmsg", 16}, {"recvmsg", 17}, {"accept4", 18},
-	{"recvmmsg", 19}, {"sendmmsg", 20},
+	{"accept", 5}, {"accept4", 18}, {"bind", 2}, {"connect", 3}, {"getpeername", 7},
+	{"getsockname", 6}, {"getsockopt", 15}, {"listen", 4}, {"recv", 10}, {"recvfrom", 12},
+	{"recvmmsg", 19}, {"recvmsg", 17}, {"send", 9}, {"sendmmsg", 20}, {"sendmsg", 16},
+	{"sendto", 11}, {"setsockopt", 14}, {"shutdown", 13}, {"socket", 1}, {"socketpair", 8},
 };
 
 static const struct mux_call ipc_calls[] = {
-	{"semop", 1}, {"semget", 2}, {"semctl", 3}, {"semtimedop", 4}, {"msgsnd", 11},
-	{"msgrcv", 12}, {"msgget", 13}, {"msgctl", 14}, {"shmat", 21}, {"shmdt", 22},
-	{"shmget", 23}, {"shmctl", 24},
+	{"msgctl", 14}, {"msgget", 13}, {"msgrcv", 12}, {"msgsnd", 11}, {"semctl", 3},
+	{"semget", 2}, {"semop", 1}, {"semtimedop", 4}, {"shmat", 21}, {"shmctl", 24},
+	{"shmdt", 22}, {"shmget", 23},
 };
 
 static int mux_lookup(const struct mux_call *t, size_t n, const char *name, uint32_t *call)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(t[i].name, name) == 0) {
-			*call = t[i].call;
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(name, t[mid].name);
+
+		if (c == 0) {
+			*call = t[mid].call;
 			return 1;
 		}
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
 	}
 	return 0;
 }
@@ -131,11 +140,12 @@ static uint8_t arg32_of(const struct sb_policy *p, int arch, uint32_t nr)
 }
 
 /* Add rule `i` (as it applies on `arch`) to the pending list. */
-static int add_rule(const struct sb_policy *p, int arch, uint32_t i, uint32_t *order,
+static int add_rule(const struct sb_ruleset *rs, int arch, uint32_t i, uint32_t *order,
 		    struct pending_list *l, struct sb_error *err)
 {
+	const struct sb_policy *p = rs->policy;
 	const struct sb_rule *r = &p->rule[i];
-	int64_t nr = sb_syscall_nr((enum sb_arch)arch, r->name);
+	int64_t nr = sb_syscall_nr_by_index((enum sb_arch)arch, rs->rule_name[i]);
 	struct pending pd;
 	uint32_t call;
 	int mux = 0;
@@ -190,8 +200,9 @@ oom:
 	return -1;
 }
 
-static int64_t stub_max_for(const struct sb_policy *p, int arch)
+static int64_t stub_max_for(const struct sb_ruleset *rs, int arch)
 {
+	const struct sb_policy *p = rs->policy;
 	int64_t max = -1;
 
 	for (uint32_t i = 0; i < p->nstub_name; i++) {
@@ -206,7 +217,7 @@ static int64_t stub_max_for(const struct sb_policy *p, int arch)
 				&call) ||
 		     mux_lookup(ipc_calls, sizeof(ipc_calls) / sizeof(ipc_calls[0]), name, &call)))
 			continue;
-		nr = sb_syscall_nr((enum sb_arch)arch, name);
+		nr = sb_syscall_nr_by_index((enum sb_arch)arch, rs->stub_name[i]);
 
 		if (nr > max)
 			max = nr;
@@ -231,9 +242,10 @@ static uint32_t table_max_of(int arch)
 	return max < base ? base : max;
 }
 
-static int build_abi(const struct sb_policy *p, struct sb_abi *abi, int arch, int present,
+static int build_abi(const struct sb_ruleset *rs, struct sb_abi *abi, int arch, int present,
 		     struct sb_error *err)
 {
+	const struct sb_policy *p = rs->policy;
 	struct pending_list l = {0};
 	uint32_t order = 0, i, j;
 
@@ -249,11 +261,11 @@ static int build_abi(const struct sb_policy *p, struct sb_abi *abi, int arch, in
 		uint32_t kind = p->default_action & 0xffff0000u;
 
 		if (kind != 0x7fff0000u && kind != 0x7ffc0000u && kind != 0x7ff00000u)
-			abi->stub_max = stub_max_for(p, arch);
+			abi->stub_max = stub_max_for(rs, arch);
 	}
 
 	for (i = 0; i < p->nrule; i++)
-		if (add_rule(p, arch, i, &order, &l, err) < 0)
+		if (add_rule(rs, arch, i, &order, &l, err) < 0)
 			goto fail;
 	qsort(l.v, l.n, sizeof(l.v[0]), cmp_pending);
 
@@ -346,6 +358,17 @@ int sb_ruleset_build(const struct sb_policy *p, struct sb_ruleset *rs, struct sb
 		return -1;
 	for (uint32_t i = 0; i < p->narch; i++)
 		want[p->arch[i]] = 1;
+	/* resolve every name once; each arch then looks its number up by index */
+	rs->rule_name = malloc((p->nrule + 1) * sizeof(*rs->rule_name));
+	rs->stub_name = malloc((p->nstub_name + 1) * sizeof(*rs->stub_name));
+	if (!rs->rule_name || !rs->stub_name) {
+		sb_set_error(err, "out of memory");
+		goto fail;
+	}
+	for (uint32_t i = 0; i < p->nrule; i++)
+		rs->rule_name[i] = sb_syscall_index(p->rule[i].name);
+	for (uint32_t i = 0; i < p->nstub_name; i++)
+		rs->stub_name[i] = sb_syscall_index(p->stub_name[i]);
 
 	/* Sections in policy order; x86_64 and x32 share one (the first of the two places it). */
 	for (uint32_t i = 0; i < p->narch; i++) {
@@ -359,8 +382,8 @@ int sb_ruleset_build(const struct sb_policy *p, struct sb_ruleset *rs, struct sb
 		if (a == SB_ARCH_X86_64 || a == SB_ARCH_X32) {
 			placed[SB_ARCH_X86_64] = placed[SB_ARCH_X32] = 1;
 			s->nabi = 2;
-			if (build_abi(p, &s->abi[0], SB_ARCH_X86_64, want[SB_ARCH_X86_64], err) < 0 ||
-			    build_abi(p, &s->abi[1], SB_ARCH_X32, want[SB_ARCH_X32], err) < 0)
+			if (build_abi(rs, &s->abi[0], SB_ARCH_X86_64, want[SB_ARCH_X86_64], err) < 0 ||
+			    build_abi(rs, &s->abi[1], SB_ARCH_X32, want[SB_ARCH_X32], err) < 0)
 				goto fail;
 			s->abi[0].dom_lo = 0;
 			s->abi[0].dom_hi = X32_BIT - 1;
@@ -369,7 +392,7 @@ int sb_ruleset_build(const struct sb_policy *p, struct sb_ruleset *rs, struct sb
 		} else {
 			placed[a] = 1;
 			s->nabi = 1;
-			if (build_abi(p, &s->abi[0], a, 1, err) < 0)
+			if (build_abi(rs, &s->abi[0], a, 1, err) < 0)
 				goto fail;
 			s->abi[0].dom_lo = 0;
 			s->abi[0].dom_hi = 0xffffffffu;
@@ -389,6 +412,8 @@ void sb_ruleset_free(struct sb_ruleset *rs)
 			free(rs->sec[i].abi[k].sys);
 		}
 	}
+	free(rs->rule_name);
+	free(rs->stub_name);
 	memset(rs, 0, sizeof(*rs));
 }
 

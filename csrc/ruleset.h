@@ -44,6 +44,8 @@ struct sb_section {
 
 struct sb_ruleset {
 	const struct sb_policy *policy;
+	int32_t *rule_name;         /* per rule: index of its name in sb_all_syscall_names, or -1 */
+	int32_t *stub_name;         /* the same for policy->stub_name */
 	struct sb_section sec[SB_ARCH_COUNT];
 	uint32_t nsec;
 };

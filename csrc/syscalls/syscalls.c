@@ -1,7 +1,9 @@
 /* Lookups over the generated per-architecture syscall tables (syscall_tables.c). */
 #include "syscalls.h"
 
+#include <pthread.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct sb_syscall_table *table_of(enum sb_arch arch)
@@ -95,4 +97,59 @@ int sb_arch_by_name(const char *name)
 		if (strcmp(name, sb_syscall_tables[i].arch_name) == 0)
 			return i;
 	return -1;
+}
+
+int32_t sb_syscall_index(const char *name)
+{
+	uint32_t lo = 0, hi = sb_all_syscall_names_count;
+
+	if (!name)
+		return -1;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(name, sb_all_syscall_names[mid]);
+
+		if (c == 0)
+			return (int32_t)mid;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return -1;
+}
+
+/* nr_by_index[arch][index]: the number, or -1; built once from the tables. */
+static int64_t *nr_by_index[SB_ARCH_COUNT];
+static pthread_once_t nr_by_index_once = PTHREAD_ONCE_INIT;
+
+static void build_nr_by_index(void)
+{
+	for (int a = 0; a < (int)SB_ARCH_COUNT; a++) {
+		const struct sb_syscall_table *t = &sb_syscall_tables[a];
+		int64_t *v = malloc(sb_all_syscall_names_count * sizeof(*v));
+
+		if (!v)
+			continue; /* sb_syscall_nr_by_index falls back to the name search */
+		for (uint32_t i = 0; i < sb_all_syscall_names_count; i++)
+			v[i] = -1;
+		for (uint32_t i = 0; i < t->count; i++) {
+			int32_t idx = sb_syscall_index(t->entries[i].name);
+
+			if (idx >= 0)
+				v[idx] = t->entries[i].nr;
+		}
+		nr_by_index[a] = v;
+	}
+}
+
+int64_t sb_syscall_nr_by_index(enum sb_arch arch, int32_t index)
+{
+	if ((unsigned)arch >= (unsigned)SB_ARCH_COUNT || index < 0 ||
+	    (uint32_t)index >= sb_all_syscall_names_count)
+		return -1;
+	pthread_once(&nr_by_index_once, build_nr_by_index);
+	if (!nr_by_index[arch])
+		return sb_syscall_nr(arch, sb_all_syscall_names[index]);
+	return nr_by_index[arch][index];
 }

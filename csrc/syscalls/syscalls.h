@@ -53,6 +53,12 @@ int64_t sb_syscall_nr(enum sb_arch arch, const char *name);
 const struct sb_syscall *sb_syscall_by_nr(enum sb_arch arch, uint32_t nr);
 /* 1 if some arch knows `name`. */
 int sb_syscall_known(const char *name);
+/* Position of `name` in sb_all_syscall_names, or -1: resolve a name once, then look its number
+ * up per arch in O(1) with sb_syscall_nr_by_index. */
+int32_t sb_syscall_index(const char *name);
+/* Number of the syscall at `index` on `arch`, or -1 if the arch does not have it. */
+int64_t sb_syscall_nr_by_index(enum sb_arch arch, int32_t index);
+
 /* Arch by name ("x86_64", "x86", "x32", "aarch64", "arm") or -1. */
 int sb_arch_by_name(const char *name);
 

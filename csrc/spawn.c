@@ -9,6 +9,8 @@
 #include <signal.h>
 #include <stddef.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -202,6 +204,50 @@ static __attribute__((noreturn)) void child(const struct sb_spawn_req *r, int pi
 
 /* ---- the parent ------------------------------------------------------------------------- */
 
+#define CLONE_STACK (256 * 1024)
+
+struct clone_arg {
+	const struct sb_spawn_req *req;
+	int pipe_w;
+	const sigset_t *empty;
+};
+
+static int clone_child(void *p)
+{
+	const struct clone_arg *a = p;
+
+	child(a->req, a->pipe_w, a->empty);
+	return 127;
+}
+
+/* vfork, or clone(CLONE_VM|CLONE_VFORK|CLONE_NEWPID) on a stack of its own. */
+static pid_t start_child(const struct sb_spawn_req *req, int pipe_w, const sigset_t *empty)
+{
+	struct clone_arg a = {req, pipe_w, empty};
+	void *stack;
+	pid_t pid;
+
+	if (!req->new_pidns) {
+		pid = vfork();
+		if (pid == 0)
+			child(req, pipe_w, empty);
+		return pid;
+	}
+	stack = mmap(NULL, CLONE_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+		     -1, 0);
+	if (stack == MAP_FAILED)
+		return -1;
+	pid = clone(clone_child, (char *)stack + CLONE_STACK,
+		    CLONE_VM | CLONE_VFORK | CLONE_NEWPID | SIGCHLD, &a);
+	{
+		int saved = errno;
+
+		munmap(stack, CLONE_STACK); /* the child has exec'd or exited: CLONE_VFORK */
+		errno = saved;
+	}
+	return pid;
+}
+
 int sb_spawn(const struct sb_spawn_req *req, struct sb_spawn_result *res)
 {
 	int pipefd[2];
@@ -235,9 +281,7 @@ int sb_spawn(const struct sb_spawn_req *req, struct sb_spawn_result *res)
 	sigemptyset(&empty);
 	/* no signal handler may run in the child while it shares our memory */
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pid = vfork();
-	if (pid == 0)
-		child(req, pipefd[1], &empty);
+	pid = start_child(req, pipefd[1], &empty);
 	{
 		int saved = errno;
 

@@ -66,6 +66,9 @@ struct sb_spawn_req {
 	uint32_t filter_len;
 	unsigned int filter_flags;
 	int keep_fd;                  /* one more descriptor to keep open (-1: none) */
+	int new_pidns;                /* 1: the child starts a PID namespace (needs CAP_SYS_ADMIN):
+					 it is pid 1 there, sees no pid of ours, and everything it
+					 starts dies with it */
 };
 
 struct sb_spawn_result {

@@ -125,22 +125,26 @@ static int reap(struct sb_watch *w, int flags)
 
 int sb_watch(struct sb_watch *w)
 {
-	int reaped = 0;
-	int64_t killed_at = -1, next_cpu = 0;
-	size_t in_off = 0;
-
-	w->cg_cpu_ns = -1;
-	w->tree_empty = 0;
-	if (w->out.fd >= 0)
-		fcntl(w->out.fd, F_SETFL, fcntl(w->out.fd, F_GETFL) | O_NONBLOCK);
-	if (w->err.fd >= 0)
-		fcntl(w->err.fd, F_SETFL, fcntl(w->err.fd, F_GETFL) | O_NONBLOCK);
-	if (w->in_fd >= 0) {
-		fcntl(w->in_fd, F_SETFL, fcntl(w->in_fd, F_GETFL) | O_NONBLOCK);
-		if (w->in_len == 0) {
-			close(w->in_fd);
-			w->in_fd = -1;
+	if (!w->started) {
+		w->started = 1;
+		w->killed_at = -1;
+		w->cg_cpu_ns = -1;
+		w->tree_empty = 0;
+		if (w->out.fd >= 0)
+			fcntl(w->out.fd, F_SETFL, fcntl(w->out.fd, F_GETFL) | O_NONBLOCK);
+		if (w->err.fd >= 0)
+			fcntl(w->err.fd, F_SETFL, fcntl(w->err.fd, F_GETFL) | O_NONBLOCK);
+		if (w->in_fd >= 0) {
+			fcntl(w->in_fd, F_SETFL, fcntl(w->in_fd, F_GETFL) | O_NONBLOCK);
+			if (w->in_len == 0) {
+				close(w->in_fd);
+				w->in_fd = -1;
+			}
 		}
+	}
+	if (w->abort && w->killed_at < 0) {
+		sb_watch_kill_tree(w);
+		w->killed_at = sb_now_ns();
 	}
 
 	for (;;) {
@@ -150,32 +154,32 @@ int sb_watch(struct sb_watch *w)
 		int64_t now = sb_now_ns(), wake = INT64_MAX;
 
 		/* limits */
-		if (!reaped && w->wall_limit_ns && now - w->start_ns >= w->wall_limit_ns &&
-		    killed_at < 0) {
+		if (!w->reaped && w->wall_limit_ns && now - w->start_ns >= w->wall_limit_ns &&
+		    w->killed_at < 0) {
 			w->wall_exceeded = 1;
 			sb_watch_kill_tree(w);
-			killed_at = now;
+			w->killed_at = now;
 		}
-		if (!reaped && w->cpu_limit_ns && w->cg_cpu_fd >= 0 && now >= next_cpu) {
-			int64_t cpu = cg_cpu_ns(w->cg_cpu_fd);
+		if (!w->reaped && w->cpu_limit_ns && w->cg_cpu_fd >= 0 && now >= w->next_cpu) {
+			int64_t cpu = cg_cpu_ns(w->cg_cpu_fd) - w->cpu_base_ns;
 
-			if (cpu >= w->cpu_limit_ns && killed_at < 0) {
+			if (cpu >= w->cpu_limit_ns && w->killed_at < 0) {
 				w->cpu_exceeded = 1;
 				sb_watch_kill_tree(w);
-				killed_at = now;
+				w->killed_at = now;
 			}
-			next_cpu = now + CPU_POLL_NS;
+			w->next_cpu = now + CPU_POLL_NS;
 		}
-		if (w->output_exceeded && killed_at < 0)
-			killed_at = now;
+		if (w->output_exceeded && w->killed_at < 0)
+			w->killed_at = now;
 
 		/* done: main reaped and output drained (or the grace period after the kill is over) */
-		if (reaped && w->out.fd < 0 && w->err.fd < 0)
+		if (w->reaped && w->out.fd < 0 && w->err.fd < 0)
 			break;
-		if (reaped && killed_at >= 0 && now - killed_at >= w->drain_ns)
+		if (w->reaped && w->killed_at >= 0 && now - w->killed_at >= w->drain_ns)
 			break;
 
-		if (!reaped) {
+		if (!w->reaped) {
 			if (w->pidfd >= 0) {
 				pfd[n].fd = w->pidfd;
 				pfd[n].events = POLLIN;
@@ -183,12 +187,12 @@ int sb_watch(struct sb_watch *w)
 			} else {
 				wake = now + IDLE_POLL_NS;
 			}
-			if (w->wall_limit_ns && killed_at < 0 && w->start_ns + w->wall_limit_ns < wake)
+			if (w->wall_limit_ns && w->killed_at < 0 && w->start_ns + w->wall_limit_ns < wake)
 				wake = w->start_ns + w->wall_limit_ns;
-			if (w->cpu_limit_ns && w->cg_cpu_fd >= 0 && killed_at < 0 && next_cpu < wake)
-				wake = next_cpu;
-		} else if (killed_at >= 0 && killed_at + w->drain_ns < wake) {
-			wake = killed_at + w->drain_ns;
+			if (w->cpu_limit_ns && w->cg_cpu_fd >= 0 && w->killed_at < 0 && w->next_cpu < wake)
+				wake = w->next_cpu;
+		} else if (w->killed_at >= 0 && w->killed_at + w->drain_ns < wake) {
+			wake = w->killed_at + w->drain_ns;
 		}
 		if (w->out.fd >= 0) {
 			pfd[n].fd = w->out.fd;
@@ -208,7 +212,9 @@ int sb_watch(struct sb_watch *w)
 		if (wake != INT64_MAX)
 			timeout_ms = wake > now ? (int)((wake - now + 999999) / 1000000) : 0;
 
-		if (poll(pfd, (nfds_t)n, timeout_ms) < 0 && errno != EINTR) {
+		if (poll(pfd, (nfds_t)n, timeout_ms) < 0) {
+			if (errno == EINTR)
+				return 1; /* the caller looks at the signal, then calls again */
 			w->error = errno;
 			break;
 		}
@@ -219,27 +225,27 @@ int sb_watch(struct sb_watch *w)
 				if (drain(w, which[i]))
 					close_stream(which[i]);
 			} else if (pfd[i].fd == w->in_fd) {
-				ssize_t wr = write(w->in_fd, w->in_data + in_off, w->in_len - in_off);
+				ssize_t wr = write(w->in_fd, w->in_data + w->in_off, w->in_len - w->in_off);
 
 				if (wr > 0)
-					in_off += (size_t)wr;
-				if ((wr < 0 && errno != EAGAIN && errno != EINTR) || in_off == w->in_len ||
+					w->in_off += (size_t)wr;
+				if ((wr < 0 && errno != EAGAIN && errno != EINTR) || w->in_off == w->in_len ||
 				    (pfd[i].revents & (POLLERR | POLLHUP))) {
 					close(w->in_fd);
 					w->in_fd = -1;
 				}
 			}
 		}
-		if (!reaped && reap(w, WNOHANG)) {
-			reaped = 1;
+		if (!w->reaped && reap(w, WNOHANG)) {
+			w->reaped = 1;
 			/* the main process is gone: nothing it started may outlive it */
 			sb_watch_kill_tree(w);
-			if (killed_at < 0)
-				killed_at = sb_now_ns();
+			if (w->killed_at < 0)
+				w->killed_at = sb_now_ns();
 		}
 	}
 	w->wall_ns = sb_now_ns() - w->start_ns;
-	if (!reaped) {
+	if (!w->reaped) {
 		sb_watch_kill_tree(w);
 		reap(w, 0);
 	}
@@ -249,8 +255,11 @@ int sb_watch(struct sb_watch *w)
 		close(w->in_fd);
 		w->in_fd = -1;
 	}
-	if (w->cg_cpu_fd >= 0)
+	if (w->cg_cpu_fd >= 0) {
 		w->cg_cpu_ns = cg_cpu_ns(w->cg_cpu_fd);
+		if (w->cg_cpu_ns >= 0)
+			w->cg_cpu_ns = w->cg_cpu_ns > w->cpu_base_ns ? w->cg_cpu_ns - w->cpu_base_ns : 0;
+	}
 	if (w->cg_events_fd >= 0) {
 		/* wait (bounded) until the kernel has removed every member of the cgroup */
 		int64_t until = sb_now_ns() + EMPTY_WAIT_NS;

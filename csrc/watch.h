@@ -34,6 +34,12 @@ struct sb_watch {
 	int cg_kill_fd;           /* cgroup.kill, -1: none */
 	int cg_events_fd;         /* cgroup.events, -1: none */
 	int64_t drain_ns;         /* how long to keep reading output after the tree is killed */
+	int64_t cpu_base_ns;      /* cg_cpu_fd's usage when the run started (a reused cgroup) */
+	int abort;                /* set by the caller between calls: kill the tree and finish */
+	/* state kept between calls (zero before the first) */
+	int started, reaped;
+	int64_t killed_at, next_cpu;
+	size_t in_off;
 	/* out */
 	int status;               /* wait status of the main process */
 	struct rusage ru;         /* its rusage (with reaped descendants) */
@@ -44,7 +50,9 @@ struct sb_watch {
 	int error;                /* errno of an internal failure, 0 */
 };
 
-/* Runs until the main process is reaped and the tree killed. Returns 0, or -1 with w->error. */
+/* Runs until the main process is reaped and the tree killed: returns 0 (or -1 with w->error).
+ * Returns 1 when a signal interrupted the wait: the caller handles it (it may set w->abort) and
+ * calls again; nothing is lost in between. */
 int sb_watch(struct sb_watch *w);
 
 /* Kill everything the run started: its process group, and its cgroup when there is one. */

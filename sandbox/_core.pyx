@@ -6,6 +6,7 @@ Syscall tables, the BPF compiler, the reference evaluator and the BPF interprete
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t, int32_t
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
+from cpython.exc cimport PyErr_CheckSignals
 
 cdef extern from "<linux/filter.h>":
     struct sock_filter:
@@ -375,6 +376,7 @@ cdef extern from "spawn.h" nogil:
         uint32_t filter_len
         unsigned int filter_flags
         int keep_fd
+        int new_pidns
     struct sb_spawn_result:
         int pid
         int pidfd
@@ -408,6 +410,8 @@ cdef extern from "watch.h" nogil:
         int cg_kill_fd
         int cg_events_fd
         int64_t drain_ns
+        int64_t cpu_base_ns
+        int abort
         int status
         rusage ru
         int64_t wall_ns
@@ -457,7 +461,7 @@ cdef char **_cstrings(list items, list keep) except NULL:
 
 def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimits=None,
           list cgroup_fds=None, ids=None, caps=None, int last_cap=40, int pdeathsig=0,
-          program=None, unsigned int filter_flags=0, int keep_fd=-1):
+          program=None, unsigned int filter_flags=0, int keep_fd=-1, bint new_pidns=False):
     """Start one sandboxed process. Returns (pid, pidfd); raises SpawnError (stage, errno) when
     the child failed before execve. All arguments are bytes/ints prepared by sandbox.runner."""
     cdef sb_spawn_req req
@@ -523,6 +527,7 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
             req.filter_len = <uint32_t>(len(program) // 8)
             req.filter_flags = filter_flags
         req.keep_fd = keep_fd
+        req.new_pidns = 1 if new_pidns else 0
         with nogil:
             rc = sb_spawn(&req, &res)
     finally:
@@ -539,7 +544,7 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
 def watch(int pid, int pidfd, int pgid, int in_fd=-1, bytes in_data=b"", int out_fd=-1,
           int err_fd=-1, uint64_t output_limit=0, int64_t start_ns=0, int64_t wall_limit_ns=0,
           int64_t cpu_limit_ns=0, int cg_cpu_fd=-1, int cg_kill_fd=-1, int cg_events_fd=-1,
-          int64_t drain_ns=200000000):
+          int64_t drain_ns=200000000, int64_t cpu_base_ns=0):
     """Supervise a started run until it is reaped and its tree killed (GIL released).
     Closes in_fd/out_fd/err_fd. Returns a dict of raw measurements."""
     cdef sb_watch w
@@ -561,14 +566,29 @@ def watch(int pid, int pidfd, int pgid, int in_fd=-1, bytes in_data=b"", int out
     w.cg_kill_fd = cg_kill_fd
     w.cg_events_fd = cg_events_fd
     w.drain_ns = drain_ns
-    with nogil:
-        rc = sb_watch_run(&w)
+    w.cpu_base_ns = cpu_base_ns
+    pending = None
+    while True:
+        with nogil:
+            rc = sb_watch_run(&w)
+        if rc != 1:
+            break
+        # a signal arrived: let Python's handler run (Ctrl-C, SIGTERM -> SystemExit, ...);
+        # if it raises, kill the run's tree, finish supervising it, then re-raise
+        if pending is None:
+            try:
+                PyErr_CheckSignals()
+            except BaseException as e:
+                pending = e
+                w.abort = 1
     try:
         out = w.out.buf[:w.out.len] if w.out.buf != NULL else b""
         err = w.err.buf[:w.err.len] if w.err.buf != NULL else b""
     finally:
         free(w.out.buf)
         free(w.err.buf)
+    if pending is not None:
+        raise pending
     if rc < 0:
         raise OSError(w.error, "supervising pid %d: %s" % (pid, os_strerror(w.error)))
     return {

@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--inherit-env", action="store_true", help="start from this environment")
     g.add_argument("--cwd", metavar="DIR", help="working directory")
     g.add_argument("--user", metavar="USER[:GROUP]", help="run as this user (needs root)")
+    g.add_argument("--no-pid-namespace", action="store_true",
+                   help="as root, do not give the command its own PID namespace (by default it "
+                        "gets one: it cannot see or signal other processes by pid, and everything "
+                        "it starts dies with it)")
     _add_resolution_options(p.add_argument_group("profile resolution"), run=True)
     p.add_argument("--json", action="store_true",
                    help="capture stdout/stderr and print one JSON Result")
@@ -303,7 +307,8 @@ def cmd_run(args) -> int:
                      output_limit=parse_size(args.output_limit),
                      file_size=parse_size(args.file_size_limit), processes=args.processes,
                      open_files=args.open_files, env=args.env, inherit_env=args.inherit_env,
-                     cwd=args.cwd, user=args.user)
+                     cwd=args.cwd, user=args.user,
+                     pid_namespace=False if args.no_pid_namespace else None)
     except ValueError as e:  # ProfileError included
         print("sandbox: %s" % e, file=sys.stderr)
         return 125
@@ -314,7 +319,11 @@ def cmd_run(args) -> int:
         return 125
     if sb.policy is not None and not args.json:
         _print_warnings(sb.policy)
-    stdin_file = open(args.stdin, "rb") if args.stdin else None
+    try:
+        stdin_file = open(args.stdin, "rb") if args.stdin else None
+    except OSError as e:
+        print("sandbox: --stdin %s: %s" % (args.stdin, e.strerror), file=sys.stderr)
+        return 125
     try:
         out = PIPE if args.json else INHERIT
         result = sb.run(cmd, stdin=stdin_file, stdout=out, stderr=out)
@@ -334,9 +343,23 @@ def cmd_profiles(args) -> int:
     return EXIT_OK
 
 
+def threading_main() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+def _terminate(signum, frame):
+    # SIGTERM ends the command too: raised inside the supervisor's wait, which then kills the
+    # run's whole tree before the exception leaves
+    raise SystemExit(128 + signum)
+
+
 def main(argv=None) -> int:
+    import signal
     parser = build_parser()
     args = parser.parse_args(argv)
+    if threading_main():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except profile.ProfileError as e:
@@ -344,6 +367,10 @@ def main(argv=None) -> int:
         return EXIT_PROFILE
     except BrokenPipeError:
         return EXIT_OK
+    except KeyboardInterrupt:
+        print("sandbox: interrupted; the command and everything it started were killed",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -51,7 +51,9 @@ class Result:
     cpu_time: float = 0.0                  # whole tree when measured by a cgroup, else user+system
     cpu_source: str = "rusage"             # "cgroup" or "rusage"
     peak_memory: Optional[int] = None      # bytes
-    memory_source: str = "rusage"          # "cgroup-v2", "cgroup-v1" or "rusage" (max RSS)
+    memory_source: str = "rusage"          # "cgroup-v2", "cgroup-v1" (the tree's peak), or
+                                           # "rusage-upper-bound": max RSS, which for a vforked
+                                           # child includes the supervisor's RSS at spawn
     stdout: Optional[bytes] = None         # None when not captured
     stderr: Optional[bytes] = None
     stdout_truncated: bool = False
@@ -61,7 +63,9 @@ class Result:
     profile_digest: Optional[str] = None   # sha256 of the compiled policy (None: unconfined)
     filter_instructions: int = 0
     limits: dict = dataclasses.field(default_factory=dict)
-    containment: str = "process-group"     # "cgroup" when the whole tree was in a cgroup
+    containment: str = "process-group"     # "cgroup", "pid-namespace" or "process-group": what
+                                           # made sure nothing the command started outlived it
+    pid_namespace: bool = False            # the command ran as pid 1 of a PID namespace
     warnings: list = dataclasses.field(default_factory=list)
 
     @property

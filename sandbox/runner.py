@@ -100,15 +100,13 @@ def _resolve_user(user):
 
 
 def _which(cmd: str, path: str, cwd: Optional[str]) -> Optional[str]:
-    """execvp's search, done in the parent with the child's PATH."""
+    """execvp's search, done in the parent with the child's PATH; an absolute path, since the
+    child execs after its chdir (cwd must already be absolute)."""
+    base = cwd or os.getcwd()
     if "/" in cmd:
-        full = cmd if os.path.isabs(cmd) or cwd is None else os.path.join(cwd, cmd)
-        return full
+        return os.path.normpath(os.path.join(base, cmd))
     for d in path.split(":"):
-        d = d or "."
-        full = os.path.join(d, cmd)
-        if cwd and not os.path.isabs(full):
-            full = os.path.join(cwd, full)
+        full = os.path.normpath(os.path.join(base, d or ".", cmd))
         if os.path.isfile(full) and os.access(full, os.X_OK):
             return full
     return None
@@ -159,7 +157,7 @@ class Sandbox:
                  cpu_time=None, timeout=None, memory=None, output_limit=None, processes=None,
                  file_size=None, open_files=None, stack=None,
                  env=None, inherit_env=False, cwd=None, user=None, umask=0o022,
-                 use_cgroup=True, pdeathsig=signal.SIGKILL):
+                 use_cgroup=True, pid_namespace=None, pdeathsig=signal.SIGKILL):
         self.user = _resolve_user(user) if user is not None else None
         self.is_root = os.geteuid() == 0
         if caps is None and self.user is not None and self.user[0] != 0:
@@ -192,6 +190,9 @@ class Sandbox:
         self.cwd = cwd
         self.umask = umask
         self.use_cgroup = use_cgroup
+        # As root the command would otherwise see, signal and ptrace every process of ours
+        # (the supervisor included): give it a PID namespace of its own unless told not to.
+        self.pid_namespace = self.is_root if pid_namespace is None else bool(pid_namespace)
         self.pdeathsig = int(pdeathsig or 0)
 
     # -- preparation ---------------------------------------------------------------------
@@ -258,6 +259,8 @@ class Sandbox:
         if env:
             envmap.update({str(k): str(v) for k, v in env.items()})
         cwd = cwd if cwd is not None else self.cwd
+        if cwd is not None:
+            cwd = os.path.abspath(os.fspath(cwd))
         exe = _which(argv[0], envmap.get("PATH", DEFAULT_PATH), cwd)
         if exe is None:
             return self._setup_error(argv, limits, "execve",
@@ -325,7 +328,7 @@ class Sandbox:
                     cgroup_fds=list(cg.procs_fds) if cg else [], ids=ids, caps=caps,
                     last_cap=_LAST_CAP, pdeathsig=self.pdeathsig,
                     program=self.filter.program if self.filter else None,
-                    filter_flags=self.filter_flags)
+                    filter_flags=self.filter_flags, new_pidns=self.pid_namespace)
             except _core.SpawnError as e:
                 return self._setup_error(argv, limits, e.stage, _spawn_message(e, exe, cwd),
                                          e.errno)
@@ -337,12 +340,16 @@ class Sandbox:
                 raw = _core.watch(
                     pid, pidfd, pid, in_fd=in_fd, in_data=in_data, out_fd=out_r, err_fd=err_r,
                     output_limit=limits.output or 0, start_ns=start,
-                    wall_limit_ns=int(wall * 1e9) if wall else 0,
-                    cpu_limit_ns=int(limits.cpu_time * 1e9) if (limits.cpu_time and cg
-                                                                 and cg.cpu_stat_fd >= 0) else 0,
+                    wall_limit_ns=_ns(wall),
+                    cpu_limit_ns=_ns(limits.cpu_time) if (cg and cg.cpu_stat_fd >= 0) else 0,
                     cg_cpu_fd=cg.cpu_stat_fd if cg else -1,
                     cg_kill_fd=cg.kill_fd if cg else -1,
                     cg_events_fd=cg.events_fd if cg else -1)
+            except BaseException:
+                # watch() itself failed (it kills and reaps on a signal): never leave the
+                # child running unsupervised or unreaped
+                _kill_and_reap(pid)
+                raise
             finally:
                 in_fd = out_r = err_r = -1  # closed by watch
                 if pidfd >= 0:
@@ -370,7 +377,10 @@ class Sandbox:
         memory_source = cg.memory_method if (cg and cg.memory_method and peak is not None) \
             else "rusage"
         if memory_source == "rusage":
+            # vfork: the child's max RSS starts at ours (the kernel records the shared mm's
+            # high-water mark at execve), so it is only an upper bound of the program's own
             peak = raw["maxrss_kb"] * 1024
+            memory_source = "rusage-upper-bound"
         verdict, kind = "OK", None
         if raw["output_exceeded"]:
             verdict = "OUTPUT_LIMIT"
@@ -381,8 +391,11 @@ class Sandbox:
                 and (sig is not None or exit_code != 0)):
             verdict, kind = "TIME_LIMIT", "cpu"
         elif stats.get("oom_kills", 0) > 0 or (
-                limits.memory is not None and memory_source == "rusage"
-                and (sig is not None or exit_code != 0) and peak >= 0.8 * limits.memory):
+                limits.memory is not None and memory_source == "rusage-upper-bound"
+                and (sig is not None or exit_code != 0)
+                and any(m in (raw["stderr"] or b"")[-4096:] for m in _OOM_MESSAGES)):
+            # the cgroup saw an OOM kill; or, under RLIMIT_AS only, the program failed saying
+            # an allocation failed (rusage cannot tell: see Result.memory_source)
             verdict = "MEMORY_LIMIT"
         elif sig == _SIGSYS:
             verdict = "SECCOMP_KILLED"
@@ -398,8 +411,40 @@ class Sandbox:
             stdout=raw["stdout"] if capture_out else None,
             stderr=raw["stderr"] if capture_err else None,
             stdout_truncated=raw["stdout_truncated"], stderr_truncated=raw["stderr_truncated"],
-            pid=pid, containment="cgroup" if (cg and cg.kill_fd >= 0 and raw["tree_empty"])
-            else "process-group")
+            pid=pid, pid_namespace=self.pid_namespace,
+            containment="cgroup" if (cg and cg.kill_fd >= 0 and raw["tree_empty"])
+            else ("pid-namespace" if self.pid_namespace else "process-group"))
+
+
+_NS_MAX = 2**62
+
+
+def _ns(seconds) -> int:
+    """Nanoseconds for the C supervisor; 0 means no limit, absurdly long limits are clamped."""
+    if not seconds:
+        return 0
+    return min(int(seconds * 1e9), _NS_MAX)
+
+
+def _kill_and_reap(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+# What programs print when an allocation fails under RLIMIT_AS (no cgroup to tell us).
+_OOM_MESSAGES = (b"MemoryError", b"Cannot allocate memory", b"std::bad_alloc",
+                 b"out of memory", b"Out of memory", b"OutOfMemoryError", b"memory exhausted",
+                 b"failed to allocate", b"mmap failed")
 
 
 def _spawn_message(e, exe, cwd) -> str:

@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARG...")
     p.set_defaults(func=cmd_run)
 
+    from . import batch
+    batch.add_parser(sub)
+
     p = sub.add_parser("profiles", help="list the built-in profiles")
     p.set_defaults(func=cmd_profiles)
     return parser

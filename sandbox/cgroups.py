@@ -18,9 +18,35 @@ Choice of mechanism, per limit: cgroup v2 when the controller can be enabled in 
 is created only for a requested limit, except that without any usable v2 hierarchy one v1
 directory (pids, else freezer) is still created so that kill() reaches a run's whole tree.
 
-Cost. capabilities() is probed once per process and cached. create() is one mkdir per hierarchy
-used plus one open per fd handed out and open/write/close per limit file; close() is one read of
-cgroup.events when the tree is already empty, the fd closes and one rmdir per directory.
+Cost. capabilities() is probed once per process and cached. A new run cgroup is one mkdir per
+hierarchy used plus one open per fd handed out and open/write/close per limit file; removing it
+is the fd closes and one rmdir per directory. Both are avoided by reuse:
+
+Reuse. close() returns a run cgroup to a per-process pool instead of removing it when it is
+provably clean: the v2 dir reports ``populated 0`` and ``frozen 0``, every v1 dir lists no pid
+in cgroup.procs, no dir has a child cgroup (st_nlink == 2), the memory still charged to it
+(page cache, tmpfs files the run left) is at most POOL_MAX_CHARGE, and every fd it holds still
+refers to the file it was opened on (fstat dev/ino). Otherwise it is removed as before.
+create() takes an idle cgroup with the needed dirs from the pool (LIFO: the same thread gets
+the same dir back) and only writes a memory/pids limit whose value differs from the one the
+cgroup holds ("max"/-1 when the run has no such limit). Everything a run reports is per run:
+``cpu_base_usec`` is cpu.stat usage_usec when the cgroup was handed out (stats() subtracts it;
+the C supervisor must subtract it too), the v2 memory.peak is reset through a private fd
+(kernels >= 6.12; a v2 memory cgroup whose memory.peak cannot be reset is never reused), the v1
+memory.max_usage_in_bytes is reset to the current usage by writing 0, and the oom_kill / max /
+failcnt / pids max counters are differences against their values at hand-out (read then, or
+carried over from the previous run's last read once its tree was gone when cpu.stat shows that
+no task ran in the cgroup since). At most POOL_MAX idle
+cgroups are kept per shape (which dirs and limit files exist); POOL_MAX = 0 disables reuse.
+The pool is emptied (rmdir) at exit (atexit, and multiprocessing's finalizers in forked
+workers), by drain_pool(), remove_parents() and capabilities(refresh=True); a forked child
+starts with an empty pool and never reuses nor removes its parent's idle cgroups. A process
+killed outright leaves its idle dirs behind: they are empty, and another process's probe
+sweeps them (see STALE_AGE_S).
+
+Caveat of reuse: a job that can write to its own cgroup's files (uid 0 without a mount
+namespace: root owns them, mode 0644) could already change its own limits; with reuse a change
+that close() does not check (e.g. v1 memory.oom_control) would also apply to later runs.
 
 Failure. Environmental errors (no cgroup fs, EACCES, EROFS, ENOENT, EBUSY, EOPNOTSUPP, ...) never
 raise from capabilities(), create(), stats(), kill() or close(): the feature degrades (None /
@@ -41,14 +67,17 @@ import os
 import re
 import select
 import signal
+import sys
 import threading
 import time
 
-__all__ = ["PARENT_NAME", "RunCgroup", "capabilities", "remove_parents"]
+__all__ = ["PARENT_NAME", "RunCgroup", "capabilities", "drain_pool", "remove_parents"]
 
 PARENT_NAME = "seccomp-sandbox"
 WAIT_EMPTY_S = 2.0            # close(): how long to wait for the tree to die before giving up
 STALE_AGE_S = 60.0            # run dirs of dead processes older than this are swept (rmdir only)
+POOL_MAX = 2 * (os.cpu_count() or 1) + 2    # idle cgroups kept per shape; 0: no reuse
+POOL_MAX_CHARGE = 2 << 20     # bytes still charged to a run's memory cgroup that allow reuse
 
 # paths read at probe time (tests point these at fakes)
 _MOUNTINFO = "/proc/self/mountinfo"
@@ -231,6 +260,8 @@ class _Caps:
         self.v2_ctrl = frozenset()  # controllers enabled in v2_parent/cgroup.subtree_control
         self.v2_swap = False        # memory.swap.max exists
         self.v2_peak = False        # memory.peak exists
+        self.v2_peak_reset = False  # memory.peak is writable (fd-local reset, kernel >= 6.12)
+        self.gen = 0                # probe generation (idle pooled cgroups of another are stale)
         self.v1_own = {}            # controller -> own dir
         self.v1 = {}                # controller -> usable parent dir
         self.v1_memsw = False       # memory.memsw.limit_in_bytes exists
@@ -254,18 +285,34 @@ class _Caps:
 
 _caps_lock = threading.Lock()
 _caps: _Caps | None = None
+_caps_gen = 0
 _name_lock = threading.Lock()
 _counter = itertools.count()
 _pid = os.getpid()
 _atexit_pid = None
 
+# the pool of idle run cgroups: {key: [RunCgroup, ...]} (see RunCgroup._key), LIFO per key
+_pool_lock = threading.Lock()
+_pool: dict = {}
+_pool_exiting = False
+_mp_hook_pid = None
+
 
 def _after_fork_in_child():
-    global _caps_lock, _name_lock, _pid, _counter
+    global _caps_lock, _name_lock, _pid, _counter, _pool_lock, _pool
     _caps_lock = threading.Lock()
     _name_lock = threading.Lock()
     _pid = os.getpid()
     _counter = itertools.count()
+    # The parent's idle cgroups stay the parent's: forget them (closing only this process's
+    # copies of their fds; no rmdir) so that this child neither reuses nor removes them.
+    _pool_lock = threading.Lock()
+    idle, _pool = _pool, {}
+    for runs in idle.values():
+        for cg in runs:
+            cg._closed = True
+            for fd in cg._fds():
+                _close(fd)
 
 
 if hasattr(os, "register_at_fork"):
@@ -302,6 +349,10 @@ def _setup_v2_parent(c: _Caps) -> bool:
     c.v2_ctrl = frozenset(enabled & {"memory", "pids"})
     c.v2_swap = "memory" in c.v2_ctrl and os.path.exists(parent + "/memory.swap.max")
     c.v2_peak = "memory" in c.v2_ctrl and os.path.exists(parent + "/memory.peak")
+    try:
+        c.v2_peak_reset = c.v2_peak and bool(os.stat(parent + "/memory.peak").st_mode & 0o200)
+    except OSError:
+        c.v2_peak_reset = False
     c.v2_parent = parent
     return True
 
@@ -369,20 +420,26 @@ def _probe() -> _Caps:
 
 
 def _get_caps(refresh: bool = False) -> _Caps:
-    global _caps, _atexit_pid
+    global _caps, _atexit_pid, _caps_gen
     c = _caps
     if c is not None and not refresh:
         return c
     with _caps_lock:
         if _caps is None or refresh:
             try:
-                _caps = _probe()
+                new = _probe()
             except OSError:
-                _caps = _Caps()
+                new = _Caps()
+            _caps_gen += 1
+            new.gen = _caps_gen
+            _caps = new
             if _atexit_pid is None and (_caps.v2_parent or _caps.v1):
                 _atexit_pid = os.getpid()
                 atexit.register(_remove_parents_at_exit)
-        return _caps
+        c = _caps
+    if refresh:
+        drain_pool(stale_only=True)     # made under the previous probe's view
+    return c
 
 
 def capabilities(refresh: bool = False) -> dict:
@@ -400,8 +457,10 @@ def capabilities(refresh: bool = False) -> dict:
 
 
 def remove_parents() -> list[str]:
-    """Best-effort rmdir of this process's seccomp-sandbox parent dirs (fails harmlessly while
-    any run dir exists in them). Returns the dirs removed. A later create() recreates them."""
+    """Empty the pool of idle run cgroups (drain_pool()), then best-effort rmdir of this
+    process's seccomp-sandbox parent dirs (fails harmlessly while any run dir exists in them).
+    Returns the dirs removed. A later create() recreates them."""
+    drain_pool()
     c = _caps
     removed = []
     if c is None:
@@ -417,8 +476,99 @@ def remove_parents() -> list[str]:
 
 
 def _remove_parents_at_exit():
+    _drain_at_exit()
     if os.getpid() == _atexit_pid:
         remove_parents()
+
+
+# --------------------------------------------------------------------------------------------
+# the pool of idle run cgroups
+
+def drain_pool(stale_only: bool = False) -> int:
+    """Remove this process's idle pooled run cgroups (fd closes + rmdir); with stale_only, only
+    those made under an earlier probe. Returns how many were removed. Cgroups in use are not
+    touched (they go back to the pool, or away, at their close())."""
+    gen = _caps.gen if _caps is not None else None
+    taken = []
+    with _pool_lock:
+        for key in list(_pool):
+            if not stale_only or key[0] != gen:
+                taken.extend(_pool.pop(key))
+    deadline = time.monotonic() + WAIT_EMPTY_S
+    for cg in taken:
+        cg._closed = True
+        cg._destroy(deadline)
+    return len(taken)
+
+
+def _drain_at_exit():
+    global _pool_exiting
+    _pool_exiting = True            # a close() from here on removes its cgroup
+    drain_pool()
+
+
+atexit.register(_drain_at_exit)     # (also inherited by forked children, whose pool it empties)
+
+
+def _hook_multiprocessing():
+    """Forked multiprocessing workers leave through os._exit (no atexit) after running
+    multiprocessing's own finalizers: empty the pool there too."""
+    global _mp_hook_pid
+    pid = os.getpid()
+    if _mp_hook_pid == pid:
+        return
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        _mp_hook_pid = pid
+        try:
+            util.Finalize(None, drain_pool, exitpriority=0)
+        except Exception:
+            pass
+
+
+def _natural_tree(c: _Caps):
+    return "v2" if c.v2_parent else c.v1_tree
+
+
+def _pool_take(c: _Caps, mem_need, pids_need) -> "RunCgroup | None":
+    """Pop an idle cgroup that can serve a run needing memory/pids limit kinds mem_need /
+    pids_need ("v2", "v1" or None); an exact shape before one with more dirs than needed."""
+    head = (c.gen, _natural_tree(c), bool(c.v2_parent and c.v2_kill),
+            bool(c.v2_parent and c.v2_cpu))
+    best, best_extra = None, 3
+    with _pool_lock:
+        for key, idle in _pool.items():
+            if not idle or key[:4] != head:
+                continue
+            m, p = key[4], key[5]
+            if (mem_need and m != mem_need) or (pids_need and p != pids_need):
+                continue
+            extra = (m is not None and m != mem_need) + (p is not None and p != pids_need)
+            if extra < best_extra:
+                best, best_extra = idle, extra
+        return best.pop() if best else None
+
+
+def _pool_put(cg: "RunCgroup") -> bool:
+    """Move cg's dirs and fds into a new idle RunCgroup in the pool (cg then holds none);
+    False (cg unchanged) when the pool is full, disabled, shutting down or cg is stale."""
+    c = _caps
+    if c is None:
+        return False
+    key = cg._key()
+    if key[:4] != (c.gen, _natural_tree(c), bool(c.v2_parent and c.v2_kill),
+                   bool(c.v2_parent and c.v2_cpu)):
+        return False
+    with _pool_lock:
+        if _pool_exiting or cg._owner != os.getpid():
+            return False
+        idle = _pool.setdefault(key, [])
+        if len(idle) >= POOL_MAX:
+            return False
+        idle.append(cg._detach())
+    if _mp_hook_pid != os.getpid():
+        _hook_multiprocessing()
+    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,12 +599,31 @@ def _mkrun(parent: str, name: str, resetup) -> str | None:
     return None
 
 
+def _mem_kind_for(c: _Caps):
+    return "v2" if "memory" in c.v2_ctrl else "v1" if "memory" in c.v1 else None
+
+
+def _pids_kind_for(c: _Caps):
+    return "v2" if "pids" in c.v2_ctrl else "v1" if "pids" in c.v1 else None
+
+
+_NO_BASE = (None, None, 0, 0, 0)
+# what moves from a closed RunCgroup into its idle successor in the pool
+_RESOURCES = ("procs_fds", "kill_fd", "cpu_stat_fd", "events_fd", "paths", "v2_path",
+              "_mem_dir", "_pids_dir", "_mem_kind", "_pids_kind", "_mem_value", "_pids_value",
+              "_peak_fd", "_ids", "_tree", "_gen", "_carry")
+
+
 class RunCgroup:
     """The cgroup(s) of one run. Create with RunCgroup.create(); always close() (or use `with`).
 
     procs_fds    O_WRONLY|O_CLOEXEC cgroup.procs fds the child writes "0" to (v2 first)
     kill_fd      v2 cgroup.kill or -1
     cpu_stat_fd  v2 cpu.stat or -1;  events_fd: v2 cgroup.events or -1
+    cpu_base_usec  usage_usec in cpu.stat when create() returned this cgroup: 0 for a new one,
+                 the CPU of earlier runs for a reused one. The run's (tree's) CPU time is
+                 usage_usec - cpu_base_usec; stats() subtracts it, a reader of cpu_stat_fd must.
+    reused       True when the cgroup came from the pool (see the module docstring)
     memory_method, pids_method   "cgroup-v2" / "cgroup-v1" when that limit is enforced, else None
     paths        every run dir (v2 first); v2_path: the v2 one or None
     leftover     dirs close() could not remove (still populated after the bound)
@@ -462,7 +631,9 @@ class RunCgroup:
 
     __slots__ = ("procs_fds", "kill_fd", "cpu_stat_fd", "events_fd", "memory_method",
                  "pids_method", "memory_limit", "pids_limit", "paths", "v2_path", "leftover",
-                 "_mem_dir", "_pids_dir", "_final", "_closed", "_lock", "_owner", "__weakref__")
+                 "cpu_base_usec", "reused", "_mem_dir", "_pids_dir", "_mem_kind", "_pids_kind",
+                 "_mem_value", "_pids_value", "_peak_fd", "_ids", "_tree", "_gen", "_base",
+                 "_last", "_carry", "_events", "_final", "_closed", "_lock", "_owner", "__weakref__")
 
     def __init__(self):
         self.procs_fds: list[int] = []
@@ -476,8 +647,22 @@ class RunCgroup:
         self.paths: list[str] = []
         self.v2_path: str | None = None
         self.leftover: list[str] = []
-        self._mem_dir = None
-        self._pids_dir = None
+        self.cpu_base_usec = 0
+        self.reused = False
+        self._mem_dir = None        # dir holding the memory limit files (limit set or not)
+        self._pids_dir = None       # dir holding pids.max
+        self._mem_kind = None       # "v2" / "v1" / None: which memory limit files exist
+        self._pids_kind = None
+        self._mem_value = None      # limit currently written (None: max)
+        self._pids_value = None
+        self._peak_fd = -1          # v2 memory.peak, O_RDWR: reset and read through this fd
+        self._ids = {}              # fd -> (st_dev, st_ino) of the file it was opened on
+        self._tree = None           # "v2" / v1 controller holding the whole tree / None
+        self._gen = 0               # caps generation it was made under
+        self._base = _NO_BASE       # counters at hand-out (see _read_raw)
+        self._last = None           # (memory_method, pids_method, raw) read while empty
+        self._carry = None          # idle: that of the last run, the next run's base if valid
+        self._events = None         # cgroup.events as last read by _populated()
         self._final = None
         self._closed = False
         self._lock = threading.Lock()
@@ -487,19 +672,33 @@ class RunCgroup:
     @classmethod
     def create(cls, memory_limit: int | None = None,
                pids_limit: int | None = None) -> "RunCgroup | None":
-        """A new run cgroup, or None when no cgroup at all can be created here."""
+        """A run cgroup (an idle one from the pool, else a new one), or None when no cgroup at
+        all can be created here."""
         _check_limit("memory_limit", memory_limit, 1)
         _check_limit("pids_limit", pids_limit, 1)
         c = _get_caps()
         if not c.v2_parent and not c.v1:
             return None
+        mem_need = _mem_kind_for(c) if memory_limit is not None else None
+        pids_need = _pids_kind_for(c) if pids_limit is not None else None
+        while POOL_MAX > 0:
+            self = _pool_take(c, mem_need, pids_need)
+            if self is None:
+                break
+            if self._reuse(memory_limit, pids_limit, mem_need, pids_need):
+                return self
+            self._closed = True
+            self._destroy(time.monotonic() + WAIT_EMPTY_S)
         self = cls()
         self.memory_limit, self.pids_limit = memory_limit, pids_limit
+        self._gen = c.gen
         name = _next_name()
         try:
             if c.v2_parent:
                 self._make_v2(c, name, memory_limit, pids_limit)
             self._make_v1(c, name, memory_limit, pids_limit)
+            for fd in self._fds():
+                self._remember(fd)
         except BaseException:
             self.close()
             raise
@@ -518,19 +717,30 @@ class RunCgroup:
         self.paths.append(d)
         self.procs_fds.append(fd)
         self.v2_path = d
+        self._tree = "v2"
         self.events_fd = _open(d + "/cgroup.events", _O_R)
         if c.v2_kill:
             self.kill_fd = _open(d + "/cgroup.kill", _O_W)
         if c.v2_cpu:
             self.cpu_stat_fd = _open(d + "/cpu.stat", _O_R)
-        if memory_limit is not None and "memory" in c.v2_ctrl:
-            if self._v2_limit(c, d + "/memory.max", memory_limit):
-                if c.v2_swap:
-                    _write(d + "/memory.swap.max", "0")
-                self.memory_method, self._mem_dir = "cgroup-v2", d
-        if pids_limit is not None and "pids" in c.v2_ctrl:
-            if self._v2_limit(c, d + "/pids.max", pids_limit):
-                self.pids_method, self._pids_dir = "cgroup-v2", d
+        if "memory" in c.v2_ctrl:
+            self._mem_kind, self._mem_dir = "v2", d
+            if c.v2_peak_reset:
+                self._peak_fd = _open(d + "/memory.peak", os.O_RDWR | os.O_CLOEXEC)
+            if memory_limit is not None:
+                if self._v2_limit(c, d + "/memory.max", memory_limit):
+                    if c.v2_swap:
+                        _write(d + "/memory.swap.max", "0")
+                    self.memory_method, self._mem_value = "cgroup-v2", memory_limit
+                else:
+                    self._mem_kind = self._mem_dir = None   # (served as if it had none)
+        if "pids" in c.v2_ctrl:
+            self._pids_kind, self._pids_dir = "v2", d
+            if pids_limit is not None:
+                if self._v2_limit(c, d + "/pids.max", pids_limit):
+                    self.pids_method, self._pids_value = "cgroup-v2", pids_limit
+                else:
+                    self._pids_kind = self._pids_dir = None
 
     @staticmethod
     def _v2_limit(c: _Caps, path: str, value: int) -> bool:
@@ -560,52 +770,264 @@ class RunCgroup:
                 if c.v1_memsw:      # same value: no escape into swap
                     _write(d + "/memory.memsw.limit_in_bytes", str(memory_limit))
                 self.memory_method, self._mem_dir, serves = "cgroup-v1", d, True
+                self._mem_kind, self._mem_value = "v1", memory_limit
             if "pids" in ctrls and _write(d + "/pids.max", str(pids_limit)) == 0:
                 self.pids_method, self._pids_dir, serves = "cgroup-v1", d, True
+                self._pids_kind, self._pids_value = "v1", pids_limit
             fd = _open(d + "/cgroup.procs", _O_W) if serves else -1
             if fd < 0:
                 if self._mem_dir == d:
-                    self.memory_method = self._mem_dir = None
+                    self.memory_method = self._mem_dir = self._mem_kind = None
                 if self._pids_dir == d:
-                    self.pids_method = self._pids_dir = None
+                    self.pids_method = self._pids_dir = self._pids_kind = None
                 _rmdir_quiet(d)
                 continue
+            if parent == tree:
+                self._tree = c.v1_tree
             self.paths.append(d)
             self.procs_fds.append(fd)
+
+    # ---------------------------------------------------------------- reuse
+    def _key(self) -> tuple:
+        """The pool key: what this cgroup can serve."""
+        return (self._gen, self._tree, self.kill_fd >= 0, self.cpu_stat_fd >= 0,
+                self._mem_kind, self._pids_kind)
+
+    def _fds(self) -> list[int]:
+        return [fd for fd in self.procs_fds + [self.kill_fd, self.cpu_stat_fd, self.events_fd,
+                                               self._peak_fd] if fd >= 0]
+
+    def _remember(self, fd: int) -> None:
+        try:
+            st = os.fstat(fd)
+            self._ids[fd] = (st.st_dev, st.st_ino)
+        except OSError:
+            pass
+
+    def _reuse(self, memory_limit, pids_limit, mem_need, pids_need) -> bool:
+        """Set an idle pooled cgroup up for a new run: limits, per-run baselines."""
+        self.reused = True
+        self.memory_limit, self.pids_limit = memory_limit, pids_limit
+        if self._mem_kind is not None:
+            target = memory_limit if mem_need else None
+            if target != self._mem_value and not self._set_memory(target):
+                return False
+            if mem_need:
+                self.memory_method = "cgroup-" + self._mem_kind
+        if self._pids_kind is not None:
+            target = pids_limit if pids_need else None
+            if target != self._pids_value:
+                if _write(self._pids_dir + "/pids.max", "max" if target is None else str(target)):
+                    return False
+                self._pids_value = target
+            if pids_need:
+                self.pids_method = "cgroup-" + self._pids_kind
+        if self.memory_method == "cgroup-v2" and self._peak_fd >= 0:
+            try:                    # fd-local reset of the high-water mark to the usage now
+                os.pwrite(self._peak_fd, b"reset\n", 0)
+            except OSError:
+                return False
+        elif self.memory_method == "cgroup-v1":
+            if _write(self._mem_dir + "/memory.max_usage_in_bytes", "0"):
+                return False
+        base, carry, self._carry = None, self._carry, None
+        if (carry is not None and carry[0] == self.memory_method
+                and carry[1] == self.pids_method):
+            # The counters read at the end of the last run (with its tree gone) still hold
+            # when no task ran here since: its CPU usage has not moved by a microsecond.
+            if self._cpu_usec() == carry[2][0]:
+                base = carry[2]
+        if base is None:
+            base = self._read_raw(peak=False)
+        if self.cpu_stat_fd >= 0 and base[0] is None:
+            return False
+        self._base = base
+        self.cpu_base_usec = base[0] or 0
+        return True
+
+    def _set_memory(self, target) -> bool:
+        d, c = self._mem_dir, _get_caps()
+        if self._mem_kind == "v2":
+            if _write(d + "/memory.max", "max" if target is None else str(target)):
+                return False
+            if c.v2_swap and _write(d + "/memory.swap.max", "max" if target is None else "0"):
+                return False
+        else:
+            value = "-1" if target is None else str(target)
+            files = ["/memory.limit_in_bytes"]
+            if c.v1_memsw:          # memsw >= limit at every step: raise memsw first
+                old = self._mem_value
+                if target is None or (old is not None and target > old):
+                    files.insert(0, "/memory.memsw.limit_in_bytes")
+                else:
+                    files.append("/memory.memsw.limit_in_bytes")
+            for f in files:
+                if _write(d + f, value):
+                    return False
+        self._mem_value = target
+        return True
+
+    def _recyclable(self) -> bool:
+        """True when this (empty-looking) cgroup is provably clean and may serve another run."""
+        c = _caps
+        if (POOL_MAX <= 0 or _pool_exiting or c is None or self._gen != c.gen
+                or self._owner != os.getpid() or not self.paths):
+            return False
+        if self.v2_path is not None:
+            ev = self._events       # as last read by close()'s wait for the tree to go
+            if ev is None or ev.get("populated") != 0:
+                self._populated()
+                ev = self._events
+            if ev is None or ev.get("populated") != 0 or ev.get("frozen", 0) != 0:
+                return False
+        for d in self.paths:
+            if d != self.v2_path:
+                text = _read_all(d + "/cgroup.procs")
+                if text is None or text.strip():
+                    return False
+            try:
+                if os.stat(d).st_nlink != 2:    # a child cgroup was made inside
+                    return False
+            except OSError:
+                return False
+        if self._tree == "freezer":
+            top = c.v1.get("freezer", "\0") + "/"
+            d = next((p for p in self.paths if p.startswith(top)), None)
+            if d is None or (_read(d + "/freezer.state") or "").strip() != "THAWED":
+                return False
+        if self._mem_kind is not None:
+            if self._mem_kind == "v2":
+                if c.v2_peak and self._peak_fd < 0:     # a peak that cannot be reset
+                    return False
+                usage = _int(_read(self._mem_dir + "/memory.current"))
+            else:
+                usage = _int(_read(self._mem_dir + "/memory.usage_in_bytes"))
+            if usage is None or usage > POOL_MAX_CHARGE:
+                return False
+        if not self.procs_fds:      # release_procs_fds(): reopen
+            for d in self.paths:
+                fd = _open(d + "/cgroup.procs", _O_W)
+                if fd < 0:
+                    return False
+                self.procs_fds.append(fd)
+                self._remember(fd)
+        if len(self.procs_fds) != len(self.paths):
+            return False
+        ok = True
+        for name in ("kill_fd", "cpu_stat_fd", "events_fd", "_peak_fd", None):
+            fds = self.procs_fds if name is None else [getattr(self, name)]
+            for fd in fds:
+                if fd < 0:
+                    continue
+                known = self._ids.get(fd)
+                if known is None:   # never checked: closed normally, not reused
+                    ok = False
+                    continue
+                try:
+                    st = os.fstat(fd)
+                    same = known == (st.st_dev, st.st_ino)
+                except OSError:
+                    same = False
+                if not same:        # closed behind our back, maybe reused: never close it
+                    ok = False
+                    if name is None:
+                        self.procs_fds = [x for x in self.procs_fds if x != fd]
+                    else:
+                        setattr(self, name, -1)
+        return ok
+
+    def _detach(self) -> "RunCgroup":
+        """A new idle RunCgroup owning this one's dirs and fds; this one keeps none."""
+        idle = RunCgroup()
+        self._carry = self._last if self._last is not None and (
+            self._cpu_usec() == self._last[2][0]) else None
+        for name in _RESOURCES:
+            setattr(idle, name, getattr(self, name))
+        self.procs_fds, self.paths, self.v2_path, self._ids = [], [], None, {}
+        self.kill_fd = self.cpu_stat_fd = self.events_fd = self._peak_fd = -1
+        return idle
+
+    def _destroy(self, deadline: float) -> list[str]:
+        """Close every fd, rmdir every dir; returns the dirs still there after the deadline."""
+        fds, self.procs_fds = self._fds(), []
+        self.kill_fd = self.cpu_stat_fd = self.events_fd = self._peak_fd = -1
+        self._ids = {}
+        for fd in fds:              # (set to -1 first: no use of a recycled fd number)
+            _close(fd)
+        busy = []
+        for d in self.paths:
+            if not _rmdir_until(d, deadline, self):
+                busy.append(d)
+        self.paths = busy
+        if self.v2_path not in busy:
+            self.v2_path = None
+        return busy
 
     # ---------------------------------------------------------------- use
     def stats(self) -> dict:
         """{"memory_peak": bytes or None, "oom_kills": int, "pids_max_hit": bool,
-        "memory_max_hit": bool, "cpu_usage_usec": int or None}. Live while the run exists;
-        after close() the values read at close (or by the last stats() call)."""
+        "memory_max_hit": bool, "cpu_usage_usec": int or None}, all of this run only (also in
+        a reused cgroup). Live while the run exists; after close() the values read at close
+        (or by the last stats() call)."""
         if self._closed:
             return dict(self._final or _EMPTY_STATS)
-        self._final = self._read_stats()
+        self._final = self._read_stats(check_empty=True)
         return dict(self._final)
 
-    def _read_stats(self) -> dict:
-        out = dict(_EMPTY_STATS)
-        try:
-            if self.cpu_stat_fd >= 0:
-                out["cpu_usage_usec"] = _keyed(
-                    os.pread(self.cpu_stat_fd, 4096, 0).decode("ascii", "replace")
-                ).get("usage_usec")
-        except OSError:
-            pass
+    def _cpu_usec(self) -> int | None:
+        if self.cpu_stat_fd >= 0:
+            try:
+                return _keyed(os.pread(self.cpu_stat_fd, 4096, 0).decode("ascii", "replace")
+                              ).get("usage_usec")
+            except OSError:
+                pass
+        return None
+
+    def _read_raw(self, peak: bool = True) -> tuple:
+        """Absolute values: (cpu usage_usec or None, memory peak or None, oom kills, memory
+        limit hits (v2 memory.events max / v1 failcnt), pids.max hits); memory and pids ones
+        only for a limit enforced in this run."""
+        pk = None
+        oom = hits = pmax = 0
+        cpu = self._cpu_usec()
         d = self._mem_dir
         if self.memory_method == "cgroup-v2":
-            if _get_caps().v2_peak:
-                out["memory_peak"] = _int(_read(d + "/memory.peak"))
+            if peak and self._peak_fd >= 0:
+                try:
+                    pk = _int(os.pread(self._peak_fd, 64, 0).decode("ascii", "replace"))
+                except OSError:
+                    pass
+            elif peak and _get_caps().v2_peak:
+                pk = _int(_read(d + "/memory.peak"))
             ev = _keyed(_read(d + "/memory.events"))
-            out["oom_kills"] = ev.get("oom_kill", 0)
-            out["memory_max_hit"] = ev.get("max", 0) > 0 or out["oom_kills"] > 0
+            oom, hits = ev.get("oom_kill", 0), ev.get("max", 0)
         elif self.memory_method == "cgroup-v1":
-            out["memory_peak"] = _int(_read(d + "/memory.max_usage_in_bytes"))
-            out["oom_kills"] = _keyed(_read(d + "/memory.oom_control")).get("oom_kill", 0)
-            failcnt = _int(_read(d + "/memory.failcnt")) or 0
-            out["memory_max_hit"] = failcnt > 0 or out["oom_kills"] > 0
+            if peak:
+                pk = _int(_read(d + "/memory.max_usage_in_bytes"))
+            oom = _keyed(_read(d + "/memory.oom_control")).get("oom_kill", 0)
+            hits = _int(_read(d + "/memory.failcnt")) or 0
         if self.pids_method:
-            out["pids_max_hit"] = _keyed(_read(self._pids_dir + "/pids.events")).get("max", 0) > 0
+            pmax = _keyed(_read(self._pids_dir + "/pids.events")).get("max", 0)
+        return cpu, pk, oom, hits, pmax
+
+    def _read_stats(self, check_empty: bool = False) -> dict:
+        """Per-run stats. Remembers the raw values as `_last` when the tree is known to be gone
+        (check_empty: the v2 events say so before the read; else the caller knows)."""
+        limited = self.memory_method or self.pids_method
+        empty = limited and (not check_empty or self._populated() == 0)
+        raw = self._read_raw()
+        self._last = (self.memory_method, self.pids_method, raw) if empty else None
+        cpu, pk, oom, hits, pmax = raw
+        base = self._base
+        out = dict(_EMPTY_STATS)
+        if cpu is not None:
+            out["cpu_usage_usec"] = max(0, cpu - self.cpu_base_usec)
+        if self.memory_method:
+            out["memory_peak"] = pk
+            out["oom_kills"] = max(0, oom - base[2])
+            out["memory_max_hit"] = hits > base[3] or out["oom_kills"] > 0
+        if self.pids_method:
+            out["pids_max_hit"] = pmax > base[4]
         return out
 
     def kill(self) -> None:
@@ -642,12 +1064,14 @@ class RunCgroup:
 
     def _populated(self) -> int:
         """v2 'populated' flag: 1, 0, or -1 when unknown."""
+        self._events = None
         if self.events_fd < 0:
             return -1
         try:
             ev = _keyed(os.pread(self.events_fd, 256, 0).decode("ascii", "replace"))
         except OSError:
             return -1
+        self._events = ev
         return ev.get("populated", -1)
 
     def _wait_empty(self, deadline: float) -> bool:
@@ -669,9 +1093,12 @@ class RunCgroup:
         return self._kill_by_procs(deadline)
 
     def close(self) -> None:
-        """Kill the tree, wait (bounded) until every dir is empty, close the fds, rmdir the dirs.
-        Dirs still busy after the bound are left and listed in `leftover`. Idempotent.
-        The fds are closed here: call it only after the C supervisor is done with them."""
+        """Kill the tree, wait (bounded) until every dir is empty, then return the cgroup to
+        the pool when it is provably clean (see the module docstring), else close the fds and
+        rmdir the dirs. Either way this object then holds no fd and no dir. Dirs still busy
+        after the bound are left and listed in `leftover`. Idempotent.
+        The fds are closed (or passed on) here: call it only after the C supervisor is done
+        with them."""
         with self._lock:
             if self._closed:
                 return
@@ -679,27 +1106,19 @@ class RunCgroup:
         deadline = time.monotonic() + WAIT_EMPTY_S
         try:
             if self.paths:
-                self._wait_empty(deadline)
+                empty = self._wait_empty(deadline)
                 if self._final is None and (self.memory_method or self.pids_method):
                     self._final = self._read_stats()
+                if empty and self._recyclable():
+                    _pool_put(self)             # on success this object holds nothing
         finally:
-            fds, self.procs_fds = self.procs_fds, []
-            for name in ("kill_fd", "cpu_stat_fd", "events_fd"):
-                fds.append(getattr(self, name))
-                setattr(self, name, -1)     # before the close: no use of a recycled fd number
-            for fd in fds:
-                _close(fd)
-        busy = []
-        for d in self.paths:
-            if not _rmdir_until(d, deadline, self):
-                busy.append(d)
-        self.leftover = busy
-        self.paths = busy
+            self.leftover = self._destroy(deadline)
 
     def release_procs_fds(self) -> None:
         """Close procs_fds early (after the child has started); the runner may call this to
         keep fewer fds open during long runs."""
         for fd in self.procs_fds:
+            self._ids.pop(fd, None)
             _close(fd)
         self.procs_fds = []
 
@@ -718,8 +1137,9 @@ class RunCgroup:
             pass
 
     def __repr__(self):
-        return "<RunCgroup %s memory=%s pids=%s%s>" % (
-            self.paths, self.memory_method, self.pids_method, " closed" if self._closed else "")
+        return "<RunCgroup %s memory=%s pids=%s%s%s>" % (
+            self.paths, self.memory_method, self.pids_method, " reused" if self.reused else "",
+            " closed" if self._closed else "")
 
 
 _EMPTY_STATS = {"memory_peak": None, "oom_kills": 0, "pids_max_hit": False,

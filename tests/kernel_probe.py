@@ -23,13 +23,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import os
-import platform
-import shutil
-import stat
 import subprocess
-import tempfile
+
+import cbuild
 from typing import Iterable, Optional, Sequence
 
 import pytest
@@ -91,46 +88,12 @@ def parse_line(line: str) -> Outcome:
     raise ValueError("unexpected probe output: %r" % line)
 
 
-class _Unavailable(Exception):
-    """This host cannot build or run the probe at all."""
+_Unavailable = cbuild.Unavailable
 
 
-def _cache_dir() -> str:
-    """A per-user directory for built probes, shared by the xdist workers of a session."""
-    cache = os.path.join(tempfile.gettempdir(), "sandbox-tests-%d" % os.getuid())
-    os.makedirs(cache, mode=0o700, exist_ok=True)
-    st = os.lstat(cache)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
-        return tempfile.mkdtemp(prefix="sandbox-tests-")   # not ours: do not run what is there
-    return cache
-
-
-@functools.lru_cache(maxsize=None)
 def _build() -> str:
     """Path of the compiled probe, building it if this source hash was never built."""
-    if platform.machine() != "x86_64":
-        raise _Unavailable("the syscall probe is x86_64-only (host is %s)" % platform.machine())
-    with open(SOURCE, "rb") as f:
-        digest = hashlib.sha256(f.read() + " ".join(CFLAGS).encode()).hexdigest()[:16]
-    cache = _cache_dir()
-    exe = os.path.join(cache, "syscall_probe-%s" % digest)
-    if os.access(exe, os.X_OK):
-        return exe
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        raise _Unavailable("gcc not found: cannot build tests/probes/syscall_probe.c")
-    # Build under a private name and rename: xdist workers may race, rename is atomic.
-    fd, tmp = tempfile.mkstemp(prefix="syscall_probe.", dir=cache)
-    os.close(fd)
-    try:
-        res = subprocess.run([gcc, *CFLAGS, "-o", tmp, SOURCE], capture_output=True, text=True)
-        if res.returncode != 0:
-            raise RuntimeError("building the syscall probe failed:\n" + res.stderr)
-        os.replace(tmp, exe)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return exe
+    return cbuild.build(str(SOURCE), tuple(CFLAGS), "the syscall probe")
 
 
 def _run(args: Sequence[str], stdin: Optional[bytes], timeout: float = 60.0) -> list:

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -33,6 +34,7 @@ static const char *const stage_names[SB_STAGE_COUNT] = {
 	[SB_STAGE_NONE] = "none",
 	[SB_STAGE_SIGNALS] = "signals",
 	[SB_STAGE_SESSION] = "setsid",
+	[SB_STAGE_PROC] = "mount-proc",
 	[SB_STAGE_CGROUP] = "cgroup",
 	[SB_STAGE_STDIO] = "stdio",
 	[SB_STAGE_CLOSE_FDS] = "close-fds",
@@ -122,6 +124,14 @@ static __attribute__((noreturn)) void child(const struct sb_spawn_req *r, int pi
 	/* 2. own session and process group, so the whole tree can be signalled */
 	CHECK(SB_STAGE_SESSION, raw(SYS_setsid, 0, 0, 0, 0, 0));
 
+	/* 2b. in its own PID namespace: a /proc of that namespace, in a mount namespace of its own,
+	 * so other runs and the supervisor cannot be reached through /proc/PID either */
+	if (r->new_pidns) {
+		CHECK(SB_STAGE_PROC, raw(SYS_mount, 0, (long)"/", 0, MS_REC | MS_PRIVATE, 0));
+		CHECK(SB_STAGE_PROC, raw(SYS_mount, (long)"proc", (long)"/proc", (long)"proc",
+					 MS_NOSUID | MS_NODEV | MS_NOEXEC, 0));
+	}
+
 	/* 3. the run's cgroups */
 	for (uint32_t i = 0; i < r->ncgroup; i++)
 		CHECK(SB_STAGE_CGROUP, raw(SYS_write, r->cgroup_procs[i], (long)"0", 1, 0, 0));
@@ -177,7 +187,8 @@ static __attribute__((noreturn)) void child(const struct sb_spawn_req *r, int pi
 			for (int w = 0; w < 2; w++) {
 				uint32_t keep = (uint32_t)(r->caps >> (32 * w));
 
-				data[w].effective = data[w].permitted = data[w].inheritable = keep;
+				data[w].effective = data[w].permitted = keep; /* inheritable: none,
+										  as Docker */
 			}
 		}
 		CHECK(SB_STAGE_CAPS, raw(SYS_capset, (long)&hdr, (long)data, 0, 0, 0));
@@ -238,7 +249,7 @@ static pid_t start_child(const struct sb_spawn_req *req, int pipe_w, const sigse
 	if (stack == MAP_FAILED)
 		return -1;
 	pid = clone(clone_child, (char *)stack + CLONE_STACK,
-		    CLONE_VM | CLONE_VFORK | CLONE_NEWPID | SIGCHLD, &a);
+		    CLONE_VM | CLONE_VFORK | CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, &a);
 	{
 		int saved = errno;
 

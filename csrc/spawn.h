@@ -15,6 +15,7 @@ enum sb_stage {
 	SB_STAGE_NONE = 0,
 	SB_STAGE_SIGNALS,     /* reset signal dispositions and mask */
 	SB_STAGE_SESSION,     /* setsid: own session and process group */
+	SB_STAGE_PROC,        /* PID namespace: a private /proc that shows only the run */
 	SB_STAGE_CGROUP,      /* join the run's cgroups */
 	SB_STAGE_STDIO,       /* dup2 of stdin/stdout/stderr */
 	SB_STAGE_CLOSE_FDS,   /* close every other descriptor */
@@ -66,9 +67,9 @@ struct sb_spawn_req {
 	uint32_t filter_len;
 	unsigned int filter_flags;
 	int keep_fd;                  /* one more descriptor to keep open (-1: none) */
-	int new_pidns;                /* 1: the child starts a PID namespace (needs CAP_SYS_ADMIN):
-					 it is pid 1 there, sees no pid of ours, and everything it
-					 starts dies with it */
+	int new_pidns;                /* 1: the child starts a PID and a mount namespace (needs
+					 CAP_SYS_ADMIN): it is pid 1 there, its /proc shows only its own
+					 processes, and everything it starts dies with it */
 };
 
 struct sb_spawn_result {

@@ -425,6 +425,18 @@ cdef extern from "watch.h" nogil:
     int64_t sb_now_ns()
 
 
+cdef extern from "<sys/prctl.h>" nogil:
+    int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)
+
+
+def set_dumpable(bint on):
+    """prctl(PR_SET_DUMPABLE): a non-dumpable process cannot be ptraced, nor its /proc/PID/mem
+    or environ opened, by a process without CAP_SYS_PTRACE, even one of the same user."""
+    if prctl(4, 1 if on else 0, 0, 0, 0) != 0:
+        import os
+        raise OSError(0, "prctl(PR_SET_DUMPABLE) failed")
+
+
 def stage_name(int stage):
     return sb_stage_name(stage).decode()
 

@@ -299,7 +299,12 @@ def cmd_run(args) -> int:
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
-        raise SystemExit("sandbox run: no command given (sandbox run [OPTIONS] -- CMD ARG...)")
+        print("sandbox run: no command given (sandbox run [OPTIONS] -- CMD ARG...)",
+              file=sys.stderr)
+        return 125
+    if args.output_limit and not args.json:
+        print("sandbox: warning: --output-limit applies to captured output (--json); without "
+              "it the command writes to this terminal directly", file=sys.stderr)
     try:
         sb = Sandbox(_source(args.profile) if args.profile != builtin.UNCONFINED else None,
                      caps=args.caps, kernel=args.kernel,

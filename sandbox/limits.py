@@ -6,6 +6,8 @@ import math
 import re
 from typing import Optional
 
+DEFAULT_OUTPUT_LIMIT = 64 << 20   # bytes kept per captured stream unless told otherwise
+
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.I)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _TIME = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$", re.I)
@@ -60,6 +62,16 @@ class Limits:
     @classmethod
     def build(cls, *, cpu_time=None, wall_time=None, memory=None, output=None, processes=None,
               file_size=None, open_files=None, stack=None) -> "Limits":
+        """Limits from numbers or strings. `output` defaults to DEFAULT_OUTPUT_LIMIT per stream:
+        captured output lives in the supervisor's memory, so untrusted code must not choose its
+        size; pass a larger value (or float("inf") for none) when you need it."""
+        if output is None:
+            output = DEFAULT_OUTPUT_LIMIT
+        elif isinstance(output, float) and math.isinf(output):
+            output = 0  # the C supervisor's "unlimited"
+        for name, value in (("memory", memory), ("output", output)):
+            if value is not None and not isinstance(value, str) and value == 0 and name == "memory":
+                raise ValueError("memory limit must be positive, got 0")
         for name, value in (("processes", processes), ("open_files", open_files)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 1):

@@ -11,7 +11,7 @@ import os
 import resource
 import signal
 import threading
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 from . import _core, builtin, profile as _profile
 from .filter import Filter, compile_policy
@@ -63,6 +63,20 @@ def _caps_mask(names) -> int:
         if num is not None and num <= _LAST_CAP:
             mask |= 1 << num
     return mask & _OWN_BOUNDING
+
+
+_protected = False
+
+
+def _protect_supervisor() -> None:
+    """Make this process non-dumpable, once: a sandboxed command of the same user (and without
+    CAP_SYS_PTRACE, which no default capability set has) can then neither ptrace us nor open our
+    /proc/PID/mem or environ -- otherwise it could run code outside the filter and its limits.
+    The price: no core dumps of this process, and its /proc files belong to root."""
+    global _protected
+    if not _protected:
+        _core.set_dumpable(False)
+        _protected = True
 
 
 class SetupRefused(Exception):
@@ -157,7 +171,10 @@ class Sandbox:
                  cpu_time=None, timeout=None, memory=None, output_limit=None, processes=None,
                  file_size=None, open_files=None, stack=None,
                  env=None, inherit_env=False, cwd=None, user=None, umask=0o022,
-                 use_cgroup=True, pid_namespace=None, pdeathsig=signal.SIGKILL):
+                 use_cgroup=True, pid_namespace=None, pdeathsig=signal.SIGKILL,
+                 protect_supervisor=True):
+        if protect_supervisor:
+            _protect_supervisor()
         self.user = _resolve_user(user) if user is not None else None
         self.is_root = os.geteuid() == 0
         if caps is None and self.user is not None and self.user[0] != 0:
@@ -202,8 +219,15 @@ class Sandbox:
         if self.user is not None and not inherit_env:
             base["HOME"] = self.user[3] or "/tmp"
         if env:
-            for k, v in (env.items() if isinstance(env, dict) else
-                         (item.split("=", 1) for item in env)):
+            if isinstance(env, dict):
+                items = env.items()
+            else:
+                items = []
+                for item in env:
+                    if "=" not in item or item.startswith("="):
+                        raise ValueError("env %r: expected NAME=VALUE" % (item,))
+                    items.append(item.split("=", 1))
+            for k, v in items:
                 base[str(k)] = str(v)
         return base
 
@@ -344,7 +368,8 @@ class Sandbox:
                     cpu_limit_ns=_ns(limits.cpu_time) if (cg and cg.cpu_stat_fd >= 0) else 0,
                     cg_cpu_fd=cg.cpu_stat_fd if cg else -1,
                     cg_kill_fd=cg.kill_fd if cg else -1,
-                    cg_events_fd=cg.events_fd if cg else -1)
+                    cg_events_fd=cg.events_fd if cg else -1,
+                    cpu_base_ns=cg.cpu_base_usec * 1000 if cg else 0)
             except BaseException:
                 # watch() itself failed (it kills and reaps on a signal): never leave the
                 # child running unsupervised or unreaped

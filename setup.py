@@ -1,10 +1,15 @@
-"""Build the C core (csrc/) into sandbox._core through Cython."""
+"""Build the C core (csrc/) into sandbox._core through Cython, and sandbox-init (the pid 1 of a
+run's PID namespace) as a small executable beside the package."""
 import glob
+import os
+import subprocess
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 C_SOURCES = sorted(glob.glob("csrc/*.c") + glob.glob("csrc/syscalls/*.c"))
+INIT_SOURCE = "csrc/init/sandbox_init.c"
 
 core = Extension(
     "sandbox._core",
@@ -14,5 +19,24 @@ core = Extension(
                         "-Wno-missing-field-initializers"],
 )
 
+
+class BuildExt(build_ext):
+    """build_ext, plus sandbox-init: static and without libc where the compiler allows (an exec
+    of it then costs ~0.1 ms), else an ordinary executable."""
+
+    def run(self):
+        super().run()
+        out_dir = "sandbox" if self.inplace else os.path.join(self.build_lib, "sandbox")
+        os.makedirs(out_dir, exist_ok=True)
+        target = os.path.join(out_dir, "sandbox-init")
+        cc = os.environ.get("CC") or self.compiler.compiler_so[0]
+        for flags in (["-O2", "-static", "-nostdlib", "-fno-stack-protector", "-DSB_NOLIBC"],
+                      ["-O2"]):
+            if subprocess.call([cc, *flags, "-o", target, INIT_SOURCE]) == 0:
+                return
+        raise RuntimeError("could not build %s" % INIT_SOURCE)
+
+
 setup(ext_modules=cythonize([core], language_level=3,
-                            compiler_directives={"embedsignature": True}))
+                            compiler_directives={"embedsignature": True}),
+      cmdclass={"build_ext": BuildExt})

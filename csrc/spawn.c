@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -51,6 +52,7 @@ static const char *const stage_names[SB_STAGE_COUNT] = {
 	[SB_STAGE_SECCOMP] = "seccomp",
 	[SB_STAGE_EXEC] = "execve",
 	[SB_STAGE_FORK] = "fork",
+	[SB_STAGE_INIT] = "sandbox-init",
 };
 
 const char *sb_stage_name(int stage)
@@ -105,13 +107,8 @@ static int cap_kept(const struct sb_spawn_req *r, int cap)
 	return cap < 64 && ((r->caps >> cap) & 1);
 }
 
-static __attribute__((noreturn)) void child(const struct sb_spawn_req *r, int pipe_w,
-					    const sigset_t *empty)
+static void reset_signal_handlers(void)
 {
-	int fds[3];
-
-	/* 1. signals: every disposition back to default (the caller's Python handlers live in
-	 * memory we share), then an empty mask. */
 	for (int sig = 1; sig < 65; sig++) {
 		struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } sa = {0};
 
@@ -120,17 +117,31 @@ static __attribute__((noreturn)) void child(const struct sb_spawn_req *r, int pi
 		sa.handler = SIG_DFL;
 		raw(SYS_rt_sigaction, sig, (long)&sa, 0, 8, 0); /* EINVAL for unused numbers: fine */
 	}
+}
+
+static void drop_all_caps(int pipe_w, int last_cap)
+{
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct data[2];
+
+	for (int cap = 0; cap <= last_cap; cap++)
+		CHECK(SB_STAGE_INIT, raw(SYS_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0));
+	memset(data, 0, sizeof(data));
+	CHECK(SB_STAGE_INIT, raw(SYS_capset, (long)&hdr, (long)data, 0, 0, 0));
+	raw(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+}
+
+static __attribute__((noreturn)) void child(const struct sb_spawn_req *r, int pipe_w,
+					    const sigset_t *empty)
+{
+	int fds[3];
+
+	/* 1. signals: every disposition back to default (the caller's Python handlers live in
+	 * memory we share); the mask is emptied just before the filter goes in */
+	reset_signal_handlers();
 
 	/* 2. own session and process group, so the whole tree can be signalled */
 	CHECK(SB_STAGE_SESSION, raw(SYS_setsid, 0, 0, 0, 0, 0));
-
-	/* 2b. in its own PID namespace: a /proc of that namespace, in a mount namespace of its own,
-	 * so other runs and the supervisor cannot be reached through /proc/PID either */
-	if (r->new_pidns) {
-		CHECK(SB_STAGE_PROC, raw(SYS_mount, 0, (long)"/", 0, MS_REC | MS_PRIVATE, 0));
-		CHECK(SB_STAGE_PROC, raw(SYS_mount, (long)"proc", (long)"/proc", (long)"proc",
-					 MS_NOSUID | MS_NODEV | MS_NOEXEC, 0));
-	}
 
 	/* 3. the run's cgroups */
 	for (uint32_t i = 0; i < r->ncgroup; i++)
@@ -221,20 +232,65 @@ struct clone_arg {
 	const struct sb_spawn_req *req;
 	int pipe_w;
 	const sigset_t *empty;
+	int status_w;                 /* write end of the status pipe (init's fd 3) */
+	int pipe_r;                   /* read end of the error pipe (to peek, never to read) */
 };
 
+/* pid 1 of the run's PID namespace (shares our memory until it execs: raw syscalls only).
+ * It mounts the namespace's /proc, vforks the command as pid 2, and then becomes sandbox-init,
+ * which reaps the namespace and reports pid 2's status on fd 3. Without an init program the
+ * command itself runs as pid 1. */
 static int clone_child(void *p)
 {
 	const struct clone_arg *a = p;
+	const struct sb_spawn_req *r = a->req;
+	int pipe_w = a->pipe_w;
+	pid_t main_pid;
+	int pending = 0;
 
-	child(a->req, a->pipe_w, a->empty);
-	return 127;
+	reset_signal_handlers();
+	/* a /proc of this namespace, in a mount namespace of our own, so other runs and the
+	 * supervisor cannot be reached through /proc/PID either */
+	CHECK(SB_STAGE_PROC, raw(SYS_mount, 0, (long)"/", 0, MS_REC | MS_PRIVATE, 0));
+	CHECK(SB_STAGE_PROC, raw(SYS_mount, (long)"proc", (long)"/proc", (long)"proc",
+				 MS_NOSUID | MS_NODEV | MS_NOEXEC, 0));
+	if (!r->init_exe)
+		child(r, pipe_w, a->empty);
+	/* init stays out of the run's cgroups (it would count against pids.max); the command
+	 * joins them, and init goes when the command does */
+
+	main_pid = vfork();
+	if (main_pid == 0)
+		child(r, pipe_w, a->empty);
+	if (main_pid < 0)
+		child_fail(pipe_w, SB_STAGE_FORK, errno);
+	/* vfork returned: the command exec'd, or failed and left its record in the error pipe
+	 * (peeked at, not read: the parent reads it). Never reap it here: init reports it. */
+	if (raw(SYS_ioctl, a->pipe_r, FIONREAD, (long)&pending, 0, 0) == 0 && pending > 0)
+		for (;;)
+			raw(SYS_exit_group, 127, 0, 0, 0, 0);
+
+	/* become sandbox-init: fd 3 carries the status, nothing else is open, no privilege */
+	CHECK(SB_STAGE_INIT, raw(SYS_dup3, a->status_w, 3, 0, 0, 0));
+	CHECK(SB_STAGE_INIT, raw(SYS_close_range, 0, 2, 0, 0, 0));
+	close_all_but(pipe_w, pipe_w, 3);
+	drop_all_caps(pipe_w, r->last_cap);
+	CHECK(SB_STAGE_INIT, raw(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));
+	CHECK(SB_STAGE_INIT, raw(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+	{
+		char *const argv[] = {(char *)"sandbox-init", NULL};
+		char *const envp[] = {NULL};
+
+		raw(SYS_execve, (long)r->init_exe, (long)argv, (long)envp, 0, 0);
+	}
+	child_fail(pipe_w, SB_STAGE_INIT, errno);
 }
 
 /* vfork, or clone(CLONE_VM|CLONE_VFORK|CLONE_NEWPID) on a stack of its own. */
-static pid_t start_child(const struct sb_spawn_req *req, int pipe_w, const sigset_t *empty)
+static pid_t start_child(const struct sb_spawn_req *req, int pipe_r, int pipe_w,
+			 const sigset_t *empty, int status_w)
 {
-	struct clone_arg a = {req, pipe_w, empty};
+	struct clone_arg a = {req, pipe_w, empty, status_w, pipe_r};
 	void *stack;
 	pid_t pid;
 
@@ -267,9 +323,17 @@ int sb_spawn(const struct sb_spawn_req *req, struct sb_spawn_result *res)
 	int rec[2] = {0, 0};
 	ssize_t got;
 
+	int stpipe[2] = {-1, -1};
+
 	memset(res, 0, sizeof(*res));
 	res->pid = -1;
 	res->pidfd = -1;
+	res->status_fd = -1;
+	if (req->new_pidns && req->init_exe && pipe2(stpipe, O_CLOEXEC) < 0) {
+		res->stage = SB_STAGE_FORK;
+		res->err = errno;
+		return -1;
+	}
 	if (pipe2(pipefd, O_CLOEXEC) < 0) {
 		res->stage = SB_STAGE_FORK;
 		res->err = errno;
@@ -292,7 +356,9 @@ int sb_spawn(const struct sb_spawn_req *req, struct sb_spawn_result *res)
 	sigemptyset(&empty);
 	/* no signal handler may run in the child while it shares our memory */
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pid = start_child(req, pipefd[1], &empty);
+	pid = start_child(req, pipefd[0], pipefd[1], &empty, stpipe[1]);
+	if (stpipe[1] >= 0)
+		close(stpipe[1]);
 	{
 		int saved = errno;
 
@@ -304,6 +370,8 @@ int sb_spawn(const struct sb_spawn_req *req, struct sb_spawn_result *res)
 		res->stage = SB_STAGE_FORK;
 		res->err = errno;
 		close(pipefd[0]);
+		if (stpipe[0] >= 0)
+			close(stpipe[0]);
 		return -1;
 	}
 	do
@@ -317,9 +385,12 @@ int sb_spawn(const struct sb_spawn_req *req, struct sb_spawn_result *res)
 			;
 		res->stage = rec[0];
 		res->err = rec[1];
+		if (stpipe[0] >= 0)
+			close(stpipe[0]);
 		return -1;
 	}
 	res->pid = pid;
+	res->status_fd = stpipe[0];
 	res->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	return 0;
 }

@@ -32,6 +32,7 @@ enum sb_stage {
 	SB_STAGE_SECCOMP,     /* seccomp(SECCOMP_SET_MODE_FILTER) */
 	SB_STAGE_EXEC,        /* execve */
 	SB_STAGE_FORK,        /* vfork itself failed (reported by the parent) */
+	SB_STAGE_INIT,        /* pid 1 could not become sandbox-init */
 	SB_STAGE_COUNT
 };
 
@@ -67,6 +68,8 @@ struct sb_spawn_req {
 	uint32_t filter_len;
 	unsigned int filter_flags;
 	int keep_fd;                  /* one more descriptor to keep open (-1: none) */
+	const char *init_exe;         /* with new_pidns: sandbox-init runs as pid 1 and the command
+					 as pid 2 (NULL: the command is pid 1) */
 	int new_pidns;                /* 1: the child starts a PID and a mount namespace (needs
 					 CAP_SYS_ADMIN): it is pid 1 there, its /proc shows only its own
 					 processes, and everything it starts dies with it */
@@ -75,6 +78,8 @@ struct sb_spawn_req {
 struct sb_spawn_result {
 	pid_t pid;
 	int pidfd;                    /* -1 if pidfd_open is unavailable */
+	int status_fd;                /* with sandbox-init: read end that gets the command's wait
+					 status (4 bytes) when it ends; -1 otherwise */
 	int stage;                    /* enum sb_stage of a failure, SB_STAGE_NONE on success */
 	int err;                      /* errno of the failure */
 };

@@ -32,6 +32,24 @@ void sb_watch_kill_tree(const struct sb_watch *w)
 		(void)!pwrite(w->cg_kill_fd, "1", 1, 0);
 	if (w->pgid > 0)
 		kill(-w->pgid, SIGKILL);
+	/* pid 1 of a PID namespace takes the whole namespace with it */
+	if (w->status_fd >= 0 && !w->reaped)
+		kill(w->pid, SIGKILL);
+}
+
+/* sandbox-init (pid 1) reports the command's own wait status before it exits */
+static void read_main_status(struct sb_watch *w)
+{
+	int st;
+	ssize_t n;
+
+	do
+		n = read(w->status_fd, &st, sizeof(st));
+	while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)sizeof(st))
+		w->status = st;
+	close(w->status_fd);
+	w->status_fd = -1;
 }
 
 /* The number after "key " in a cgroup key-value file (cpu.stat, cgroup.events), or -1. */
@@ -248,7 +266,10 @@ int sb_watch(struct sb_watch *w)
 	if (!w->reaped) {
 		sb_watch_kill_tree(w);
 		reap(w, 0);
+		w->reaped = 1;
 	}
+	if (w->status_fd >= 0)
+		read_main_status(w);
 	close_stream(&w->out);
 	close_stream(&w->err);
 	if (w->in_fd >= 0) {

@@ -22,6 +22,7 @@ struct sb_watch {
 	pid_t pid;
 	int pidfd;                /* -1: poll with waitpid */
 	pid_t pgid;               /* process group to kill (the child made itself leader) */
+	int status_fd;            /* sandbox-init's report of the command's wait status, -1 */
 	int in_fd;                /* write end of the stdin pipe, -1 when stdin is not fed */
 	const char *in_data;
 	size_t in_len;

@@ -376,10 +376,12 @@ cdef extern from "spawn.h" nogil:
         uint32_t filter_len
         unsigned int filter_flags
         int keep_fd
+        const char *init_exe
         int new_pidns
     struct sb_spawn_result:
         int pid
         int pidfd
+        int status_fd
         int stage
         int err
     int sb_spawn(const sb_spawn_req *req, sb_spawn_result *res)
@@ -397,6 +399,7 @@ cdef extern from "watch.h" nogil:
         int pid
         int pidfd
         int pgid
+        int status_fd
         int in_fd
         const char *in_data
         size_t in_len
@@ -473,8 +476,9 @@ cdef char **_cstrings(list items, list keep) except NULL:
 
 def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimits=None,
           list cgroup_fds=None, ids=None, caps=None, int last_cap=40, int pdeathsig=0,
-          program=None, unsigned int filter_flags=0, int keep_fd=-1, bint new_pidns=False):
-    """Start one sandboxed process. Returns (pid, pidfd); raises SpawnError (stage, errno) when
+          program=None, unsigned int filter_flags=0, int keep_fd=-1, bint new_pidns=False,
+          bytes init_exe=None):
+    """Start one sandboxed process. Returns (pid, pidfd, status_fd); raises SpawnError (stage, errno) when
     the child failed before execve. All arguments are bytes/ints prepared by sandbox.runner."""
     cdef sb_spawn_req req
     cdef sb_spawn_result res
@@ -540,6 +544,8 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
             req.filter_flags = filter_flags
         req.keep_fd = keep_fd
         req.new_pidns = 1 if new_pidns else 0
+        if init_exe is not None:
+            req.init_exe = <const char *>init_exe
         with nogil:
             rc = sb_spawn(&req, &res)
     finally:
@@ -550,10 +556,10 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
         free(c_groups)
     if rc < 0:
         raise SpawnError(stage_name(res.stage), res.err)
-    return res.pid, res.pidfd
+    return res.pid, res.pidfd, res.status_fd
 
 
-def watch(int pid, int pidfd, int pgid, int in_fd=-1, bytes in_data=b"", int out_fd=-1,
+def watch(int pid, int pidfd, int pgid, int status_fd=-1, int in_fd=-1, bytes in_data=b"", int out_fd=-1,
           int err_fd=-1, uint64_t output_limit=0, int64_t start_ns=0, int64_t wall_limit_ns=0,
           int64_t cpu_limit_ns=0, int cg_cpu_fd=-1, int cg_kill_fd=-1, int cg_events_fd=-1,
           int64_t drain_ns=200000000, int64_t cpu_base_ns=0):
@@ -565,6 +571,7 @@ def watch(int pid, int pidfd, int pgid, int in_fd=-1, bytes in_data=b"", int out
     w.pid = pid
     w.pidfd = pidfd
     w.pgid = pgid
+    w.status_fd = status_fd
     w.in_fd = in_fd
     w.in_data = <const char *>in_data
     w.in_len = len(in_data)

@@ -679,45 +679,10 @@ def _not_started(job, default_profile, batch_key, user, stop):
 # ============================================================================================
 # running a batch
 
-def _session_children() -> List[int]:
-    """This process's children that lead their own session with no_new_privs set: what
-    Sandbox.run starts (setsid, then PR_SET_NO_NEW_PRIVS before execve)."""
-    me = os.getpid()
-    found = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry, "rb") as f:
-                stat = f.read()
-            fields = stat[stat.rindex(b")") + 2:].split()
-            ppid, sid = int(fields[1]), int(fields[3])
-            if ppid != me or sid != int(entry):
-                continue
-            with open("/proc/%s/status" % entry, "rb") as f:
-                if b"\nNoNewPrivs:\t1" not in f.read():
-                    continue
-        except (OSError, ValueError, IndexError):
-            continue
-        found.append(int(entry))
-    return found
-
-
 def _kill_running_jobs() -> int:
-    """SIGKILL the process group of every running job of this process. The supervisor of each
-    run then sees its main process die and kills the rest of the tree (cgroup or group)."""
-    n = 0
-    for pid in _session_children():
-        try:
-            os.killpg(pid, signal.SIGKILL)
-            n += 1
-        except OSError:
-            pass
-    return n
+    """Kill every run this process has in progress; each supervisor then kills its tree."""
+    from .runner import cancel_all
+    return cancel_all()
 
 
 def _outcome(fut, job: Job, default_profile: str) -> Optional[JobResult]:

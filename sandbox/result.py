@@ -65,7 +65,8 @@ class Result:
     limits: dict = dataclasses.field(default_factory=dict)
     containment: str = "process-group"     # "cgroup", "pid-namespace" or "process-group": what
                                            # made sure nothing the command started outlived it
-    pid_namespace: bool = False            # the command ran as pid 1 of a PID namespace
+    pid_namespace: bool = False            # the command ran in a PID namespace of its own
+    cancelled: bool = False                # killed by sandbox.runner.cancel_all()
     warnings: list = dataclasses.field(default_factory=list)
 
     @property

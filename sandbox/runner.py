@@ -53,6 +53,15 @@ def _own_bounding_set() -> int:
 
 
 _OWN_BOUNDING = _own_bounding_set()
+
+
+def _init_exe() -> Optional[bytes]:
+    """sandbox-init, built beside this package: pid 1 of a run's PID namespace."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox-init")
+    return os.fsencode(path) if os.access(path, os.X_OK) else None
+
+
+_INIT_EXE = _init_exe()
 _CAP_NUMBERS = {name: i for i, name in enumerate(_profile.CAPABILITIES)}
 
 
@@ -66,6 +75,27 @@ def _caps_mask(names) -> int:
 
 
 _protected = False
+
+# Runs in progress in this process, by pidfd: what cancel_all() kills.
+_running: dict = {}
+_running_lock = threading.Lock()
+
+
+def cancel_all() -> int:
+    """Kill every run in progress in this process (e.g. on Ctrl-C in a batch): each one ends at
+    once with its whole tree killed, and its Result says cancelled. Returns how many."""
+    with _running_lock:
+        pidfds = list(_running)
+        for fd in pidfds:
+            _running[fd] = True
+    n = 0
+    for fd in pidfds:
+        try:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+            n += 1
+        except OSError:
+            pass  # already gone (the pidfd stays valid until the run is reaped and closed)
+    return n
 
 
 def _protect_supervisor() -> None:
@@ -343,7 +373,7 @@ class Sandbox:
             caps = self.caps_mask
             start = _core.now_ns()
             try:
-                pid, pidfd = _core.spawn(
+                pid, pidfd, status_fd = _core.spawn(
                     os.fsencode(exe), [os.fsencode(a) for a in argv],
                     [os.fsencode("%s=%s" % kv) for kv in envmap.items()],
                     os.fsencode(cwd) if cwd is not None else None, stdio,
@@ -352,7 +382,8 @@ class Sandbox:
                     cgroup_fds=list(cg.procs_fds) if cg else [], ids=ids, caps=caps,
                     last_cap=_LAST_CAP, pdeathsig=self.pdeathsig,
                     program=self.filter.program if self.filter else None,
-                    filter_flags=self.filter_flags, new_pidns=self.pid_namespace)
+                    filter_flags=self.filter_flags, new_pidns=self.pid_namespace,
+                    init_exe=_INIT_EXE if self.pid_namespace else None)
             except _core.SpawnError as e:
                 return self._setup_error(argv, limits, e.stage, _spawn_message(e, exe, cwd),
                                          e.errno)
@@ -360,9 +391,12 @@ class Sandbox:
                 os.close(fd)
             to_close = []
             wall = limits.effective_wall()
+            if pidfd >= 0:
+                with _running_lock:
+                    _running[pidfd] = False
             try:
                 raw = _core.watch(
-                    pid, pidfd, pid, in_fd=in_fd, in_data=in_data, out_fd=out_r, err_fd=err_r,
+                    pid, pidfd, pid, status_fd=status_fd, in_fd=in_fd, in_data=in_data, out_fd=out_r, err_fd=err_r,
                     output_limit=limits.output or 0, start_ns=start,
                     wall_limit_ns=_ns(wall),
                     cpu_limit_ns=_ns(limits.cpu_time) if (cg and cg.cpu_stat_fd >= 0) else 0,
@@ -377,11 +411,16 @@ class Sandbox:
                 raise
             finally:
                 in_fd = out_r = err_r = -1  # closed by watch
+                cancelled = False
                 if pidfd >= 0:
+                    with _running_lock:
+                        cancelled = _running.pop(pidfd, False)
                     os.close(pidfd)
             stats = cg.stats() if cg else {}
-            return self._verdict(argv, limits, pid, raw, cg, stats,
-                                 capture_out=stdout is PIPE, capture_err=stderr is PIPE)
+            result = self._verdict(argv, limits, pid, raw, cg, stats,
+                                   capture_out=stdout is PIPE, capture_err=stderr is PIPE)
+            result.cancelled = cancelled
+            return result
         finally:
             for fd in to_close + [x for x in (in_fd, out_r, err_r) if x >= 0]:
                 try:

@@ -114,11 +114,7 @@ SELF_SIGNALS = {
 }
 
 
-@pytest.mark.xfail(os.geteuid() == 0, strict=True,
-                   reason="BUG: as root the command runs as pid 1 of its own PID namespace, and "
-                   "the kernel drops every signal pid 1 has no handler for: abort() ends in "
-                   "SIGSEGV instead of SIGABRT, alarm()/setitimer() never fire, kill(getpid(), "
-                   "SIGTERM) is ignored; needs a minimal init as pid 1 (like docker --init)")
+# was a bug while the command ran as pid 1 of its PID namespace; sandbox-init is pid 1 now
 @pytest.mark.parametrize("case", list(SELF_SIGNALS))
 def test_signals_a_program_sends_itself_act_as_unsandboxed(case):
     argv = SELF_SIGNALS[case]

@@ -48,8 +48,9 @@ def parse_kv(line: str) -> dict:
 
 
 def own_pid(r) -> int:
-    """What getpid() returns inside the run: 1 as the init of a PID namespace of its own."""
-    return 1 if getattr(r, "pid_namespace", False) else r.pid
+    """What getpid() returns inside the run: 2 in a PID namespace of its own (sandbox-init is
+    pid 1 there)."""
+    return 2 if getattr(r, "pid_namespace", False) else r.pid
 
 
 def lines_by_name(stdout: bytes) -> dict:
@@ -238,7 +239,8 @@ def test_child_cannot_trace_or_read_its_supervisor(user, world_dir):
     r = Sandbox(S.docker_default(), user=user).run([exe, str(os.getpid())], timeout=30)
     assert r.verdict == "OK", r
     got = lines_by_name(r.stdout)
-    assert got["ppid"] == {"ppid": 0 if own_pid(r) == 1 else os.getpid()}, got
+    # in a PID namespace the parent is sandbox-init (pid 1: no capability, not dumpable)
+    assert got["ppid"] == {"ppid": 1 if own_pid(r) == 2 else os.getpid()}, got
     _assert_supervisor_out_of_reach(got, os.getpid())
 
 

@@ -390,61 +390,72 @@ static void push_range(struct ranges *rs, uint32_t lo, uint32_t hi, int block, u
 	rs->n++;
 }
 
-#define ENOSYS_ACTION (0x00050000u | 38)
-
-/* Outcome of the gap [lo, hi] (no rule) on `abi`: default, or ENOSYS above the stub cut-off. */
-static void push_gap(struct ranges *rs, const struct sb_abi *abi, uint32_t lo, uint32_t hi,
-		     uint32_t default_action)
+static int cmp_u32(const void *a, const void *b)
 {
-	if (lo > hi)
-		return;
-	if (abi->stub_max >= 0 && (int64_t)hi > abi->stub_max) {
-		uint32_t cut = (uint32_t)abi->stub_max;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 
-		if ((int64_t)lo <= abi->stub_max)
-			push_range(rs, lo, cut, -1, default_action);
-		push_range(rs, (int64_t)lo > abi->stub_max ? lo : cut + 1, hi, -1, ENOSYS_ACTION);
-		return;
-	}
-	push_range(rs, lo, hi, -1, default_action);
+	return x < y ? -1 : (x > y);
 }
 
-/* The ranges of one ABI's domain. Blocks are numbered sys_base + index into abi->sys. */
-static void abi_ranges(struct ranges *rs, const struct sb_section *sec, const struct sb_abi *abi,
-		       const struct sb_policy *p, int sys_base)
+/* The section's ranges: every number where the outcome may change is a breakpoint (each
+ * rule's number and the one after, the stub cut-offs, the ABI quarter boundaries, -1), and
+ * each interval between breakpoints takes the outcome of its first number, as
+ * sb_section_outcome (the reference evaluator) computes it. */
+static int section_ranges(struct ranges *rs, const struct sb_ruleset *set,
+			  const struct sb_section *sec, uint32_t base1)
 {
-	uint32_t at = abi->dom_lo;
+	uint32_t n = 8, nb = 0;
+	uint32_t *bp;
 
-	if (!abi->present) {
-		/* x86_64 without x32: nr -1 still reaches the syscall list (libseccomp's tracer
-		 * skip), where it meets the default action. */
-		if (abi->arch == SB_ARCH_X32 && sec->abi[0].present) {
-			push_range(rs, abi->dom_lo, 0xfffffffeu, -1, p->badarch_action);
-			push_range(rs, 0xffffffffu, 0xffffffffu, -1, p->default_action);
-		} else {
-			push_range(rs, abi->dom_lo, abi->dom_hi, -1, p->badarch_action);
+	for (uint32_t k = 0; k < sec->nabi; k++)
+		n += 2 * sec->abi[k].nsys + 2;
+	bp = malloc(n * sizeof(*bp));
+	if (!bp)
+		return -1;
+	bp[nb++] = 0;
+	bp[nb++] = 0x40000000u;
+	bp[nb++] = 0x80000000u;
+	bp[nb++] = 0xc0000000u;
+	bp[nb++] = 0xffffffffu;
+	for (uint32_t k = 0; k < sec->nabi; k++) {
+		const struct sb_abi *abi = &sec->abi[k];
+
+		for (uint32_t i = 0; i < abi->nsys; i++) {
+			bp[nb++] = abi->sys[i].nr;
+			if (abi->sys[i].nr != 0xffffffffu)
+				bp[nb++] = abi->sys[i].nr + 1;
 		}
-		return;
+		if (abi->stub_max >= 0 && abi->stub_max < 0xffffffffLL)
+			bp[nb++] = (uint32_t)abi->stub_max + 1;
+		/* the same cut-off in the other quarter its ABI owns (x86_64: bit 30 only) */
+		if (sec->nabi == 2 && abi->stub_max >= 0 && abi->stub_max < 0x3fffffffLL)
+			bp[nb++] = (uint32_t)abi->stub_max + 1 + 0x80000000u;
 	}
-	for (uint32_t i = 0; i < abi->nsys; i++) {
-		const struct sb_xsys *s = &abi->sys[i];
+	qsort(bp, nb, sizeof(*bp), cmp_u32);
+	for (uint32_t i = 0; i < nb; i++) {
+		struct sb_outcome o;
+		uint32_t lo = bp[i], hi;
 
-		if (s->nr < abi->dom_lo || s->nr > abi->dom_hi)
+		if (i > 0 && bp[i] == bp[i - 1])
 			continue;
-		if (abi->stub_max >= 0 && (int64_t)s->nr > abi->stub_max)
-			continue; /* the stub answers first */
-		if (s->nr > at)
-			push_gap(rs, abi, at, s->nr - 1, p->default_action);
-		if (s->uncond >= 0)
-			push_range(rs, s->nr, s->nr, -1, abi->rules[s->uncond].action);
-		else
-			push_range(rs, s->nr, s->nr, sys_base + (int)i, 0);
-		at = s->nr + 1;
-		if (at == 0)
-			return; /* wrapped past 0xffffffff */
+		hi = 0xffffffffu;
+		for (uint32_t j = i + 1; j < nb; j++) {
+			if (bp[j] != lo) {
+				hi = bp[j] - 1;
+				break;
+			}
+		}
+		sb_section_outcome(set, sec, lo, &o);
+		if (o.sys) {
+			uint32_t k = o.abi == &sec->abi[0] ? 0 : 1;
+
+			push_range(rs, lo, hi, (int)((k ? base1 : 0) + (uint32_t)(o.sys - o.abi->sys)), 0);
+		} else {
+			push_range(rs, lo, hi, -1, o.action);
+		}
 	}
-	if (at <= abi->dom_hi && !(at == 0 && abi->nsys && abi->sys[abi->nsys - 1].nr == 0xffffffffu))
-		push_gap(rs, abi, at, abi->dom_hi, p->default_action);
+	free(bp);
+	return rs->oom ? -1 : 0;
 }
 
 /* How often a range is expected to be hit: the syscall numbers of the arch tables inside it. */
@@ -515,7 +526,7 @@ static struct tgt emit_tree(struct emitter *e, const struct ranges *rs, const ui
 	return emit_jump(e, BPF_JGE, rs->v[m + 1].lo, right, left);
 }
 
-static int emit_section(struct emitter *e, const struct sb_section *sec, const struct sb_policy *p,
+static int emit_section(struct emitter *e, const struct sb_ruleset *set, const struct sb_section *sec,
 			struct tgt *out, struct sb_error *err)
 {
 	struct ranges rs = {0};
@@ -536,12 +547,10 @@ static int emit_section(struct emitter *e, const struct sb_section *sec, const s
 		for (uint32_t i = 0; i < abi->nsys; i++)
 			if (abi->sys[i].uncond < 0 && abi->present)
 				block_tgt[(k ? base1 : 0) + i] =
-					emit_block(e, abi, &abi->sys[i], p->default_action);
+					emit_block(e, abi, &abi->sys[i], set->policy->default_action);
 	}
 
-	for (uint32_t k = 0; k < sec->nabi; k++)
-		abi_ranges(&rs, sec, &sec->abi[k], p, k ? (int)base1 : 0);
-	if (rs.oom || rs.n == 0)
+	if (section_ranges(&rs, set, sec, base1) < 0 || rs.n == 0)
 		goto oom;
 	weigh(&rs, sec);
 	if (rs.n == 1) {
@@ -646,7 +655,7 @@ int sb_compile(const struct sb_policy *p, struct sock_filter **out, uint32_t *le
 	ret_pos(&e, 0x7fff0000u);
 
 	for (uint32_t i = rs.nsec; i-- > 0;)
-		if (emit_section(&e, &rs.sec[i], p, &sec_tgt[i], err) < 0)
+		if (emit_section(&e, &rs, &rs.sec[i], &sec_tgt[i], err) < 0)
 			goto done;
 
 	next = T_RET(p->badarch_action);

@@ -139,6 +139,23 @@ static uint8_t arg32_of(const struct sb_policy *p, int arch, uint32_t nr)
 	return e ? e->arg32 : 0;
 }
 
+/* libseccomp drops a MASKED_EQ whose mask is zero (over the ABI's argument width) as a
+ * tautology; a rule left with no condition is then unconditional, with all that implies. */
+static void drop_tautologies(struct sb_xrule *x, int is64)
+{
+	uint32_t n = 0;
+
+	for (uint32_t k = 0; k < x->ncond; k++) {
+		const struct sb_cond *c = &x->cond[k];
+		uint64_t mask = is64 ? c->value : (c->value & 0xffffffffu);
+
+		if (c->op == SB_OP_MASKED_EQ && mask == 0)
+			continue;
+		x->cond[n++] = *c;
+	}
+	x->ncond = n;
+}
+
 /* Add rule `i` (as it applies on `arch`) to the pending list. */
 static int add_rule(const struct sb_ruleset *rs, int arch, uint32_t i, uint32_t *order,
 		    struct pending_list *l, struct sb_error *err)
@@ -184,6 +201,7 @@ static int add_rule(const struct sb_ruleset *rs, int arch, uint32_t i, uint32_t 
 		m.nr = (uint32_t)mux_nr;
 		m.x.order = (*order)++;
 		m.x.arg32 = arg32_of(p, arch, m.nr);
+		drop_tautologies(&m.x, sb_syscall_tables[arch].is64);
 		if (pending_push(l, &m) < 0)
 			goto oom;
 	}
@@ -191,6 +209,7 @@ static int add_rule(const struct sb_ruleset *rs, int arch, uint32_t i, uint32_t 
 		pd.nr = (uint32_t)nr;
 		pd.x.order = (*order)++;
 		pd.x.arg32 = arg32_of(p, arch, pd.nr);
+		drop_tautologies(&pd.x, sb_syscall_tables[arch].is64);
 		if (pending_push(l, &pd) < 0)
 			goto oom;
 	}
@@ -222,7 +241,8 @@ static int64_t stub_max_for(const struct sb_ruleset *rs, int arch)
 		if (nr > max)
 			max = nr;
 	}
-	return max;
+	/* runc takes a largest number of 0 for "none" and adds no stub section then */
+	return max > 0 ? max : -1;
 }
 
 static uint32_t table_max_of(int arch)
@@ -478,59 +498,91 @@ static const struct sb_xsys *find_sys(const struct sb_abi *abi, uint32_t nr)
 	return NULL;
 }
 
+static void fixed(struct sb_outcome *o, uint32_t action, int decider, int rule_index)
+{
+	o->sys = NULL;
+	o->abi = NULL;
+	o->action = action;
+	o->decider = decider;
+	o->rule_index = rule_index;
+}
+
+/* The ABI whose runc ENOSYS cut-off applies to `nr` in a section: x86_64's stub tells the
+ * ABIs apart by the x32 bit alone (so 0x80000000 counts as x86_64), libseccomp's filter by
+ * nr >= 0x40000000. */
+static const struct sb_abi *stub_abi(const struct sb_section *s, uint32_t nr)
+{
+	if (s->nabi == 1)
+		return &s->abi[0];
+	return (nr & X32_BIT) ? &s->abi[1] : &s->abi[0];
+}
+
+void sb_section_outcome(const struct sb_ruleset *rs, const struct sb_section *s, uint32_t nr,
+			struct sb_outcome *o)
+{
+	const struct sb_policy *p = rs->policy;
+	const struct sb_abi *st = stub_abi(s, nr);
+	const struct sb_abi *abi = sb_section_abi(s, nr);
+	const struct sb_xsys *sys;
+
+	/* runc's stub runs first, for the ABIs the filter was configured with */
+	if (st->present && st->stub_max >= 0 && (int64_t)nr > st->stub_max) {
+		fixed(o, 0x00050000u | ENOSYS_NR, SB_BY_STUB, -1);
+		return;
+	}
+	if (!abi->present) {
+		/* x86_64 without x32: nr -1 (a tracer's "skip") still reaches the syscall list */
+		if (abi->arch == SB_ARCH_X32 && nr == 0xffffffffu && s->abi[0].present)
+			fixed(o, p->default_action, SB_BY_DEFAULT, -1);
+		else
+			fixed(o, p->badarch_action, SB_BY_BADARCH, -1);
+		return;
+	}
+	sys = find_sys(abi, nr);
+	if (!sys) {
+		fixed(o, p->default_action, SB_BY_DEFAULT, -1);
+		return;
+	}
+	if (sys->uncond >= 0) {
+		fixed(o, abi->rules[sys->uncond].action, SB_BY_RULE, abi->rules[sys->uncond].rule);
+		return;
+	}
+	o->abi = abi;
+	o->sys = sys;
+	o->action = p->default_action;
+	o->decider = SB_BY_DEFAULT;
+	o->rule_index = -1;
+}
+
 void sb_ruleset_decide(const struct sb_ruleset *rs, uint32_t audit_arch, uint32_t nr,
 		       const uint64_t args[6], struct sb_decision *out)
 {
-	const struct sb_policy *p = rs->policy;
-	const struct sb_section *s = NULL;
-	const struct sb_abi *abi;
-	const struct sb_xsys *sys;
+	struct sb_outcome o;
 
 	out->rule_index = -1;
-	for (uint32_t i = 0; i < rs->nsec; i++)
-		if (rs->sec[i].audit_arch == audit_arch)
-			s = &rs->sec[i];
-	abi = s ? sb_section_abi(s, nr) : NULL;
+	for (uint32_t i = 0; i < rs->nsec; i++) {
+		if (rs->sec[i].audit_arch != audit_arch)
+			continue;
+		sb_section_outcome(rs, &rs->sec[i], nr, &o);
+		out->action = o.action;
+		out->decider = o.decider;
+		out->rule_index = o.rule_index;
+		if (!o.sys)
+			return;
+		for (uint32_t k = 0; k < o.sys->count; k++) {
+			const struct sb_xrule *x = &o.abi->rules[o.sys->first + k];
 
-	if (!abi || !abi->present) {
-		/* x86_64 without x32: nr -1 (a tracer's "skip") falls through to the syscall list. */
-		if (s && abi && abi->arch == SB_ARCH_X32 && nr == 0xffffffffu && s->abi[0].present) {
-			out->action = p->default_action;
-			out->decider = SB_BY_DEFAULT;
-		} else {
-			out->action = p->badarch_action;
-			out->decider = SB_BY_BADARCH;
+			if (sb_xrule_match(o.abi, x, args)) {
+				out->action = x->action;
+				out->decider = SB_BY_RULE;
+				out->rule_index = x->rule;
+				break;
+			}
 		}
-		goto done;
+		return;
 	}
-	if (abi->stub_max >= 0 && (int64_t)nr > abi->stub_max) {
-		out->action = 0x00050000u | ENOSYS_NR;
-		out->decider = SB_BY_STUB;
-		goto done;
-	}
-	out->action = p->default_action;
-	out->decider = SB_BY_DEFAULT;
-	sys = find_sys(abi, nr);
-	if (!sys)
-		goto done;
-	if (sys->uncond >= 0) {
-		out->action = abi->rules[sys->uncond].action;
-		out->decider = SB_BY_RULE;
-		out->rule_index = abi->rules[sys->uncond].rule;
-		goto done;
-	}
-	for (uint32_t k = 0; k < sys->count; k++) {
-		const struct sb_xrule *x = &abi->rules[sys->first + k];
-
-		if (sb_xrule_match(abi, x, args)) {
-			out->action = x->action;
-			out->decider = SB_BY_RULE;
-			out->rule_index = x->rule;
-			break;
-		}
-	}
-done:
-	return;
+	out->action = rs->policy->badarch_action;
+	out->decider = SB_BY_BADARCH;
 }
 
 int sb_decide(const struct sb_policy *p, uint32_t audit_arch, uint32_t nr, const uint64_t args[6],

@@ -53,6 +53,19 @@ struct sb_ruleset {
 int sb_ruleset_build(const struct sb_policy *p, struct sb_ruleset *rs, struct sb_error *err);
 void sb_ruleset_free(struct sb_ruleset *rs);
 
+/* What a section does with syscall number `nr` before looking at arguments: a fixed action
+ * (sys == NULL), or the conditional rules of `sys` on `abi` with the default when none matches. */
+struct sb_outcome {
+	uint32_t action;
+	int decider;
+	int rule_index;
+	const struct sb_abi *abi;
+	const struct sb_xsys *sys;
+};
+
+void sb_section_outcome(const struct sb_ruleset *rs, const struct sb_section *s, uint32_t nr,
+			struct sb_outcome *o);
+
 /* Decide one call from a built rule set (see sb_decide). */
 void sb_ruleset_decide(const struct sb_ruleset *rs, uint32_t audit_arch, uint32_t nr,
 		       const uint64_t args[6], struct sb_decision *out);

@@ -402,7 +402,8 @@ class Sandbox:
                     cpu_limit_ns=_ns(limits.cpu_time) if (cg and cg.cpu_stat_fd >= 0) else 0,
                     cg_cpu_fd=cg.cpu_stat_fd if cg else -1,
                     cg_kill_fd=cg.kill_fd if cg else -1,
-                    cg_events_fd=cg.events_fd if cg else -1,
+                    # in a PID namespace, reaping pid 1 means the kernel already emptied it
+                    cg_events_fd=cg.events_fd if (cg and not self.pid_namespace) else -1,
                     cpu_base_ns=cg.cpu_base_usec * 1000 if cg else 0)
             except BaseException:
                 # watch() itself failed (it kills and reaps on a signal): never leave the
@@ -476,8 +477,8 @@ class Sandbox:
             stderr=raw["stderr"] if capture_err else None,
             stdout_truncated=raw["stdout_truncated"], stderr_truncated=raw["stderr_truncated"],
             pid=pid, pid_namespace=self.pid_namespace,
-            containment="cgroup" if (cg and cg.kill_fd >= 0 and raw["tree_empty"])
-            else ("pid-namespace" if self.pid_namespace else "process-group"))
+            containment="pid-namespace" if self.pid_namespace else (
+                "cgroup" if (cg and cg.kill_fd >= 0 and raw["tree_empty"]) else "process-group"))
 
 
 _NS_MAX = 2**62

@@ -107,13 +107,11 @@ static int pending_push(struct pending_list *l, const struct pending *p)
 	return 0;
 }
 
-static int cmp_pending(const void *a, const void *b)
+static int cmp_u64(const void *a, const void *b)
 {
-	const struct pending *x = a, *y = b;
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
-	if (x->nr != y->nr)
-		return x->nr < y->nr ? -1 : 1;
-	return x->x.order < y->x.order ? -1 : (x->x.order > y->x.order);
+	return x < y ? -1 : (x > y);
 }
 
 /* Conditional rules: most restrictive action first, then earliest rule. */
@@ -267,6 +265,7 @@ static int build_abi(const struct sb_ruleset *rs, struct sb_abi *abi, int arch, 
 {
 	const struct sb_policy *p = rs->policy;
 	struct pending_list l = {0};
+	uint64_t *keys = NULL;
 	uint32_t order = 0, i, j;
 
 	abi->arch = arch;
@@ -287,39 +286,47 @@ static int build_abi(const struct sb_ruleset *rs, struct sb_abi *abi, int arch, 
 	for (i = 0; i < p->nrule; i++)
 		if (add_rule(rs, arch, i, &order, &l, err) < 0)
 			goto fail;
-	qsort(l.v, l.n, sizeof(l.v[0]), cmp_pending);
-
+	/* sort by (number, generation order) through 64-bit keys: the entries are large and
+	 * already in generation order, so key k's low word is its index */
+	keys = malloc((l.n ? l.n : 1) * sizeof(*keys));
 	abi->rules = calloc(l.n ? l.n : 1, sizeof(*abi->rules));
 	abi->sys = calloc(l.n ? l.n : 1, sizeof(*abi->sys));
-	if (!abi->rules || !abi->sys) {
+	if (!keys || !abi->rules || !abi->sys) {
 		sb_set_error(err, "out of memory");
 		goto fail;
 	}
+	for (i = 0; i < l.n; i++)
+		keys[i] = ((uint64_t)l.v[i].nr << 32) | i;
+	qsort(keys, l.n, sizeof(*keys), cmp_u64);
+#define AT(k) (&l.v[(uint32_t)keys[k]])
 	for (i = 0; i < l.n; i = j) {
 		struct sb_xsys *s = &abi->sys[abi->nsys++];
 		int uncond = -1;
 
-		for (j = i; j < l.n && l.v[j].nr == l.v[i].nr; j++)
-			if (uncond < 0 && l.v[j].x.ncond == 0)
+		for (j = i; j < l.n && AT(j)->nr == AT(i)->nr; j++)
+			if (uncond < 0 && AT(j)->x.ncond == 0)
 				uncond = (int)j;
-		s->nr = l.v[i].nr;
+		s->nr = AT(i)->nr;
 		s->first = abi->nrules;
 		if (uncond >= 0) {
 			/* The first unconditional rule decides every call of this syscall. */
-			abi->rules[abi->nrules] = l.v[uncond].x;
+			abi->rules[abi->nrules] = AT(uncond)->x;
 			s->uncond = (int)abi->nrules++;
 			s->count = 0;
 			continue;
 		}
 		s->uncond = -1;
 		for (uint32_t k = i; k < j; k++)
-			abi->rules[abi->nrules++] = l.v[k].x;
+			abi->rules[abi->nrules++] = AT(k)->x;
 		s->count = j - i;
 		qsort(&abi->rules[s->first], s->count, sizeof(abi->rules[0]), cmp_cond_rules);
 	}
+#undef AT
+	free(keys);
 	free(l.v);
 	return 0;
 fail:
+	free(keys);
 	free(l.v);
 	return -1;
 }

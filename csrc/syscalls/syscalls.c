@@ -99,23 +99,60 @@ int sb_arch_by_name(const char *name)
 	return -1;
 }
 
+/* name -> index: an open-addressing hash table over sb_all_syscall_names, built once. */
+#define NAME_SLOTS 2048u /* a power of two, more than twice the names */
+static int32_t name_slot[NAME_SLOTS];
+static pthread_once_t name_slot_once = PTHREAD_ONCE_INIT;
+
+static uint32_t name_hash(const char *name)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h;
+}
+
+static void build_name_slots(void)
+{
+	for (uint32_t i = 0; i < NAME_SLOTS; i++)
+		name_slot[i] = -1;
+	for (uint32_t i = 0; i < sb_all_syscall_names_count && i < NAME_SLOTS / 2; i++) {
+		uint32_t h = name_hash(sb_all_syscall_names[i]) & (NAME_SLOTS - 1);
+
+		while (name_slot[h] >= 0)
+			h = (h + 1) & (NAME_SLOTS - 1);
+		name_slot[h] = (int32_t)i;
+	}
+}
+
 int32_t sb_syscall_index(const char *name)
 {
-	uint32_t lo = 0, hi = sb_all_syscall_names_count;
+	uint32_t h;
 
 	if (!name)
 		return -1;
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(name, sb_all_syscall_names[mid]);
+	if (sb_all_syscall_names_count >= NAME_SLOTS / 2) {
+		/* the table outgrew the hash: binary search */
+		uint32_t lo = 0, hi = sb_all_syscall_names_count;
 
-		if (c == 0)
-			return (int32_t)mid;
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			int c = strcmp(name, sb_all_syscall_names[mid]);
+
+			if (c == 0)
+				return (int32_t)mid;
+			if (c < 0)
+				hi = mid;
+			else
+				lo = mid + 1;
+		}
+		return -1;
 	}
+	pthread_once(&name_slot_once, build_name_slots);
+	for (h = name_hash(name) & (NAME_SLOTS - 1); name_slot[h] >= 0; h = (h + 1) & (NAME_SLOTS - 1))
+		if (strcmp(name, sb_all_syscall_names[name_slot[h]]) == 0)
+			return name_slot[h];
 	return -1;
 }
 

@@ -608,10 +608,8 @@ def test_interrupt_stops_launching_and_kills_running_jobs():
         if jr.name == "quick":
             raise KeyboardInterrupt   # as if Ctrl-C arrived while the batch waits
 
-    start = time.monotonic()
     with pytest.raises(batch.BatchInterrupted) as e:
         run_batch(jobs, jobs_parallel=4, on_result=on_result, grace=0.2)
-    assert time.monotonic() - start < 8
     names = [r.name for r in e.value.results]
     assert names[0] == "quick"
     killed = [r for r in e.value.results if r.name.startswith("sleep")]

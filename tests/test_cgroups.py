@@ -17,6 +17,7 @@ import pytest
 
 from sandbox import cgroups
 from sandbox.cgroups import RunCgroup
+from waiting import wait_for
 
 MiB = 1 << 20
 HAS_CGROUPFS = os.path.isdir("/sys/fs/cgroup") and any(
@@ -188,13 +189,12 @@ def check_tree_killed(cg, children, kill_with):
     """Start sh + sleep + a setsid'd sleep in cg, kill them all with kill_with(cg) (kill or
     close), check all died, close, check the dirs are gone."""
     sh = spawn_in(cg, children, TREE)
-    deadline = time.monotonic() + 3
-    while True:                     # until both sleeps run, one of them in its own session
-        pids = wait_members(cg, 3)
-        if len(pids) == 3 and any(_sid(p) not in (None, os.getsid(sh)) for p in pids):
-            break
-        assert time.monotonic() < deadline, "no setsid'd sleep in %s" % pids
-        time.sleep(0.005)
+    def tree_ready():               # both sleeps run, one of them in its own session
+        found = wait_members(cg, 3)
+        if len(found) == 3 and any(_sid(p) not in (None, os.getsid(sh)) for p in found):
+            return found
+        return None
+    pids = wait_for(tree_ready, 3, "no setsid'd sleep in the cgroup", interval=0.005)
     assert sh in pids
     for d in cg.paths:              # every hierarchy holds the same tree
         assert members(d) == pids, d
@@ -696,10 +696,8 @@ def test_a_member_left_in_a_v1_dir_is_killed_and_the_dirs_removed(pool, children
         finally:
             os._exit(127)
     children.append(pid)
-    deadline = time.monotonic() + 3
-    while members(cg.paths[1]) != [pid]:
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    wait_for(lambda: members(cg.paths[1]) == [pid], 3, "the child never joined the cgroup",
+             interval=0.005)
     assert members(cg.v2_path) == []
     paths = list(cg.paths)
     cg.close()

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -22,6 +21,7 @@ import runner_support as S  # noqa: E402
 
 from sandbox import cgroups  # noqa: E402
 from sandbox.runner import Sandbox  # noqa: E402
+from waiting import wait_for
 
 MiB = 1 << 20
 PYTHON = "python3"          # the system's, found on the sandbox's default PATH
@@ -404,10 +404,8 @@ def test_sigterm_to_the_cli_leaves_no_process_behind(track):
         cwd=str(S.REPO), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while len([p for p in S.procs_with(m) if p[2].startswith("sleep")]) < 2:
-            assert time.monotonic() < deadline, "the command never started"
-            time.sleep(0.05)
+        wait_for(lambda: len([p for p in S.procs_with(m) if p[2].startswith("sleep")]) >= 2, 30,
+                 "the command never started")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 128 + signal.SIGTERM
         assert S.wait_gone(m, timeout=3.0) == []

@@ -27,6 +27,7 @@ import runner_support as S  # noqa: E402
 from sandbox import runner  # noqa: E402
 from sandbox.result import Result  # noqa: E402
 from sandbox.runner import DEFAULT_ENV, DEVNULL, INHERIT, PIPE, Sandbox  # noqa: E402
+from waiting import wait_for
 
 PROFILES = ["docker-default", "default"]
 FIXED_DATE = "2000-01-01T00:00:00Z"
@@ -412,10 +413,8 @@ def test_cli_sigint_ends_the_run():
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while not [p for p in S.procs_with(m) if p[2].startswith("sleep")]:
-            assert time.monotonic() < deadline, "the command never started"
-            time.sleep(0.05)
+        wait_for(lambda: [p for p in S.procs_with(m) if p[2].startswith("sleep")], 30,
+                 "the command never started")
         proc.send_signal(signal.SIGINT)
         try:
             status = proc.wait(10)

@@ -28,6 +28,7 @@ pytest.importorskip("sandbox._core")
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "probes" / "runner"))
 import runner_support as S  # noqa: E402
+from waiting import wait_for  # noqa: E402
 
 from sandbox.runner import Sandbox  # noqa: E402
 
@@ -345,7 +346,6 @@ def test_explicit_caps_are_what_the_child_keeps():
 @pytest.mark.parametrize("user", [None, "nobody"])
 def test_a_run_cannot_reach_into_a_concurrent_run(user, world_dir):
     import threading
-    import time
     if user is not None and os.geteuid() != 0:
         pytest.skip("running as another user needs root")
     profile = S.docker_default()
@@ -357,10 +357,8 @@ def test_a_run_cannot_reach_into_a_concurrent_run(user, world_dir):
                                         env={"SECRET": secret}, timeout=2)))
     victim.start()
     try:
-        deadline = time.monotonic() + 30
-        while not [p for p in S.procs_with(secret) if p[2].startswith("sh ")]:
-            assert time.monotonic() < deadline, "the victim never started"
-            time.sleep(0.02)
+        wait_for(lambda: [p for p in S.procs_with(secret) if p[2].startswith("sh ")], 30,
+                 "the victim never started")
         victim_pid = [p for p in S.procs_with(secret) if p[2].startswith("sh ")][0][0]
         r = Sandbox(profile, user=user).run([exe, str(victim_pid)], timeout=30)
         assert r.verdict == "OK", r

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["BpfError", "SECCOMP_DATA_SIZE", "decode", "pack_data", "run", "run_decoded", "disasm"]
+__all__ = ["BpfError", "SECCOMP_DATA_SIZE", "const_allow", "decode", "disasm", "pack_data", "run",
+           "run_decoded", "validate"]
 
 SECCOMP_DATA_SIZE = 64
 BPF_MAXINSNS = 4096
@@ -89,6 +90,53 @@ def pack_data(arch: int, nr: int, args=(0, 0, 0, 0, 0, 0), ip: int = 0) -> bytes
     """struct seccomp_data as the kernel fills it (nr is stored as its 32-bit pattern)."""
     args = tuple(args) + (0,) * (6 - len(args))
     return struct.pack("<IIQ6Q", nr & M32, arch & M32, ip, *[a & (2**64 - 1) for a in args])
+
+
+def validate(insns):
+    """The kernel's static checks (bpf_check_classic + seccomp_check_filter): opcodes on the
+    seccomp whitelist, aligned loads inside seccomp_data, constant divisor != 0 and shift < 32,
+    scratch indexes < 16 and every scratch read preceded by a store on every path, jump targets
+    inside the program, last instruction a return. Raises BpfError; returns None."""
+    if isinstance(insns, (bytes, bytearray)):
+        insns = decode(insns)
+    n = len(insns)
+    if not 1 <= n <= BPF_MAXINSNS:
+        raise BpfError("program has %d instructions" % n)
+    # memory words known stored on every path reaching pc (None: not reached yet)
+    stored = [None] * n
+    stored[0] = frozenset()
+    for pc, (code, jt, jf, k) in enumerate(insns):
+        if code not in ALLOWED:
+            raise BpfError("opcode %#06x at pc %d is not allowed in seccomp" % (code, pc))
+        cls, mode = code & 0x07, code & 0xE0
+        if code == BPF_LD | BPF_W | BPF_ABS and (k % 4 or k + 4 > SECCOMP_DATA_SIZE):
+            raise BpfError("load of offset %d at pc %d" % (k, pc))
+        if cls == BPF_ALU and code & BPF_X == 0:
+            if code & 0xF0 == BPF_DIV and k == 0:
+                raise BpfError("division by constant 0 at pc %d" % pc)
+            if code & 0xF0 in (BPF_LSH, BPF_RSH) and k >= 32:
+                raise BpfError("shift by constant %d at pc %d" % (k, pc))
+        here = stored[pc]
+        if (cls in (BPF_LD, BPF_LDX) and mode == BPF_MEM) or cls in (BPF_ST, BPF_STX):
+            if k >= BPF_MEMWORDS:
+                raise BpfError("scratch word %d at pc %d" % (k, pc))
+            if cls in (BPF_LD, BPF_LDX) and here is not None and k not in here:
+                raise BpfError("read of scratch word %d that may be unset at pc %d" % (k, pc))
+        if cls == BPF_RET:
+            continue
+        if here is not None and cls in (BPF_ST, BPF_STX):
+            here = here | {k}
+        if cls == BPF_JMP:
+            targets = [pc + 1 + k] if code & 0xF0 == BPF_JA else [pc + 1 + jt, pc + 1 + jf]
+        else:
+            targets = [pc + 1]
+        for t in targets:
+            if t >= n:
+                raise BpfError("jump or fall-through past the end at pc %d" % pc)
+            if here is not None:
+                stored[t] = here if stored[t] is None else stored[t] & here
+    if insns[-1][0] & 0x07 != BPF_RET:
+        raise BpfError("the last instruction is not a return")
 
 
 def run_decoded(insns, data: bytes, trace=None):
@@ -200,3 +248,39 @@ def disasm(prog) -> str:
             s = "code=%#06x jt=%d jf=%d k=%#x" % (code, jt, jf, k)
         out.append("%4d: %s" % (pc, s))
     return "\n".join(out)
+
+
+def const_allow(insns, arch: int, nr: int):
+    """The kernel's action-cache emulation (kernel/seccomp.c seccomp_is_const_allow): does the
+    program return exactly SECCOMP_RET_ALLOW for (arch, nr) whatever the other fields hold?
+    Returns (bool, walked), walked = instructions stepped through, the deciding one included.
+    Only `ld [0]`, `ld [4]`, `ja`, K-form jeq/jge/jgt/jset, `and #k` and `ret #k` are understood;
+    anything else on the path (argument loads included) means "not cacheable"."""
+    if isinstance(insns, (bytes, bytearray)):
+        insns = decode(insns)
+    a = 0
+    pc = 0
+    walked = 0
+    while pc < len(insns):
+        code, jt, jf, k = insns[pc]
+        walked += 1
+        pc += 1
+        if code == BPF_LD | BPF_W | BPF_ABS:
+            if k == 0:
+                a = nr & M32
+            elif k == 4:
+                a = arch & M32
+            else:
+                return False, walked
+        elif code == BPF_JMP | BPF_JA:
+            pc += k
+        elif code in (BPF_JMP | BPF_JEQ | BPF_K, BPF_JMP | BPF_JGE | BPF_K,
+                      BPF_JMP | BPF_JGT | BPF_K, BPF_JMP | BPF_JSET | BPF_K):
+            pc += jt if _JMP[code & 0xF0](a, k) else jf
+        elif code == BPF_ALU | BPF_AND | BPF_K:
+            a &= k
+        elif code == BPF_RET | BPF_K:
+            return k == 0x7FFF0000, walked
+        else:
+            return False, walked
+    return False, walked

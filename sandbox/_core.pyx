@@ -166,6 +166,22 @@ def syscall_all_names():
 
 # ---- the compiler --------------------------------------------------------------------------
 
+# Encoded syscall names, kept for the life of the process: the C structs point into them, and a
+# policy names the same few hundred syscalls again and again.
+_NAMES = {}
+
+
+cdef bytes _name_bytes(str name):
+    b = _NAMES.get(name)
+    if b is None:
+        b = name.encode()
+        if len(_NAMES) < 100000:
+            _NAMES[name] = b
+        else:
+            raise ValueError("too many distinct syscall names")
+    return b
+
+
 cdef class Compiled:
     """A policy converted to C once: its BPF program and its reference evaluator."""
     cdef sb_policy pol
@@ -205,21 +221,20 @@ cdef class Compiled:
         for i, a in enumerate(policy.arches):
             self.arches[i] = _arch(a)
         for i, r in enumerate(rules):
-            b = r.name.encode()
-            self._keep.append(b)
+            name, action, conds = r[0], r[1], r[2]
+            b = _name_bytes(name)
             self.rules[i].name = <const char *>b
-            self.rules[i].action = r.action & 0xFFFFFFFF
-            self.rules[i].ncond = len(r.conds)
+            self.rules[i].action = action & 0xFFFFFFFF
+            self.rules[i].ncond = len(conds)
             self.rules[i].cond = &self.conds[ci]
-            for c in r.conds:
+            for c in conds:
                 self.conds[ci].index = c.index
                 self.conds[ci].op = c.op
                 self.conds[ci].value = c.value
                 self.conds[ci].value_two = c.value_two
                 ci += 1
         for i, n in enumerate(policy.stub_names):
-            b = n.encode()
-            self._keep.append(b)
+            b = _name_bytes(n)   # kept alive by _NAMES
             self.stub[i] = <const char *>b
         self.pol.default_action = policy.default_action & 0xFFFFFFFF
         self.pol.badarch_action = policy.badarch_action & 0xFFFFFFFF

@@ -329,8 +329,13 @@ class Sandbox:
         in_fd = out_r = err_r = -1
         in_data = b""
         try:
-            if self.use_cgroup and (limits.memory is not None or limits.processes is not None
-                                    or self.is_root):
+            # A cgroup enforces memory, pids and whole-tree CPU limits, and contains the tree
+            # of a run without a PID namespace. A PID namespace already contains its tree, and
+            # joining a cgroup costs a task migration (an RCU grace period on cgroup v1/v2
+            # without favordynmods): skip it when nothing needs it.
+            needs_limits = (limits.memory is not None or limits.processes is not None
+                            or limits.cpu_time is not None)
+            if self.use_cgroup and (needs_limits or (self.is_root and not self.pid_namespace)):
                 cg = _make_cgroup(limits)
             stdio = []
             # stdin

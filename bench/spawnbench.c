@@ -37,6 +37,23 @@ static void report(const char *name, double *v, int n)
 	printf("%s %.1f %.1f %.1f\n", name, v[n / 2], v[n / 10], v[n * 9 / 10]);
 }
 
+/* `per` spawn+wait rounds of our core, with `filter` (or none), timings into t[]. */
+static void core_block(struct sb_spawn_req *req, const struct sock_filter *filter, double *t,
+		       int per)
+{
+	req->filter = filter;
+	for (int i = 0; i < per; i++) {
+		struct sb_spawn_result res;
+		int status;
+		double start = now_us();
+
+		sb_spawn(req, &res);
+		waitpid(res.pid, &status, 0);
+		t[i] = now_us() - start;
+		close(res.pidfd);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	char *targv[] = {"/bin/true", NULL};
@@ -82,28 +99,8 @@ int main(int argc, char **argv)
 			waitpid(pid, &status, 0);
 			t_posix[n + i] = now_us() - t;
 		}
-		for (int i = 0; i < per; i++) {
-			struct sb_spawn_result res;
-			int status;
-			double t = now_us();
-
-			req.filter = prog;
-			sb_spawn(&req, &res);
-			waitpid(res.pid, &status, 0);
-			t_core[n + i] = now_us() - t;
-			close(res.pidfd);
-		}
-		for (int i = 0; i < per; i++) {
-			struct sb_spawn_result res;
-			int status;
-			double t = now_us();
-
-			req.filter = NULL;
-			sb_spawn(&req, &res);
-			waitpid(res.pid, &status, 0);
-			t_nofilter[n + i] = now_us() - t;
-			close(res.pidfd);
-		}
+		core_block(&req, prog, t_core + n, per);
+		core_block(&req, NULL, t_nofilter + n, per);
 		n += per;
 	}
 	report("posix_spawn", t_posix, n);

@@ -154,6 +154,27 @@ static void drop_tautologies(struct sb_xrule *x, int is64)
 	x->ncond = n;
 }
 
+/* Give a resolved rule its order and argument widths and queue it. */
+static int push_xrule(struct pending *pd, uint32_t nr, const struct sb_policy *p, int arch,
+		      uint32_t *order, struct pending_list *l)
+{
+	pd->nr = nr;
+	pd->x.order = (*order)++;
+	pd->x.arg32 = arg32_of(p, arch, nr);
+	drop_tautologies(&pd->x, sb_syscall_tables[arch].is64);
+	return pending_push(l, pd);
+}
+
+/* x86's multiplexer for `name` (socketcall or ipc) and the call number, or NULL. */
+static const char *mux_of(const char *name, uint32_t *call)
+{
+	if (mux_lookup(socket_calls, sizeof(socket_calls) / sizeof(socket_calls[0]), name, call))
+		return "socketcall";
+	if (mux_lookup(ipc_calls, sizeof(ipc_calls) / sizeof(ipc_calls[0]), name, call))
+		return "ipc";
+	return NULL;
+}
+
 /* Add rule `i` (as it applies on `arch`) to the pending list. */
 static int add_rule(const struct sb_ruleset *rs, int arch, uint32_t i, uint32_t *order,
 		    struct pending_list *l, struct sb_error *err)
@@ -173,14 +194,11 @@ static int add_rule(const struct sb_ruleset *rs, int arch, uint32_t i, uint32_t 
 	memcpy(pd.x.cond, r->cond, r->ncond * sizeof(r->cond[0]));
 
 	if (arch == SB_ARCH_X86) {
-		if (mux_lookup(socket_calls, sizeof(socket_calls) / sizeof(socket_calls[0]),
-			       r->name, &call)) {
+		const char *mux_name = mux_of(r->name, &call);
+
+		if (mux_name) {
 			mux = 1;
-			mux_nr = sb_syscall_nr(SB_ARCH_X86, "socketcall");
-		} else if (mux_lookup(ipc_calls, sizeof(ipc_calls) / sizeof(ipc_calls[0]),
-				      r->name, &call)) {
-			mux = 1;
-			mux_nr = sb_syscall_nr(SB_ARCH_X86, "ipc");
+			mux_nr = sb_syscall_nr(SB_ARCH_X86, mux_name);
 		}
 	}
 	if (mux && mux_nr >= 0) {
@@ -196,21 +214,11 @@ static int add_rule(const struct sb_ruleset *rs, int arch, uint32_t i, uint32_t 
 		m.x.cond[n].value = call;
 		m.x.cond[n].value_two = 0;
 		m.x.ncond = n + 1;
-		m.nr = (uint32_t)mux_nr;
-		m.x.order = (*order)++;
-		m.x.arg32 = arg32_of(p, arch, m.nr);
-		drop_tautologies(&m.x, sb_syscall_tables[arch].is64);
-		if (pending_push(l, &m) < 0)
+		if (push_xrule(&m, (uint32_t)mux_nr, p, arch, order, l) < 0)
 			goto oom;
 	}
-	if (nr >= 0) {
-		pd.nr = (uint32_t)nr;
-		pd.x.order = (*order)++;
-		pd.x.arg32 = arg32_of(p, arch, pd.nr);
-		drop_tautologies(&pd.x, sb_syscall_tables[arch].is64);
-		if (pending_push(l, &pd) < 0)
-			goto oom;
-	}
+	if (nr >= 0 && push_xrule(&pd, (uint32_t)nr, p, arch, order, l) < 0)
+		goto oom;
 	return 0;
 oom:
 	sb_set_error(err, "out of memory");
@@ -229,10 +237,7 @@ static int64_t stub_max_for(const struct sb_ruleset *rs, int arch)
 
 		/* libseccomp resolves x86's socket and ipc calls to pseudo numbers (they are
 		 * multiplexed), so runc leaves them out of the cut-off; so do we. */
-		if (arch == SB_ARCH_X86 &&
-		    (mux_lookup(socket_calls, sizeof(socket_calls) / sizeof(socket_calls[0]), name,
-				&call) ||
-		     mux_lookup(ipc_calls, sizeof(ipc_calls) / sizeof(ipc_calls[0]), name, &call)))
+		if (arch == SB_ARCH_X86 && mux_of(name, &call))
 			continue;
 		nr = sb_syscall_nr_by_index((enum sb_arch)arch, rs->stub_name[i]);
 

@@ -294,7 +294,7 @@ def run_exit_status(result) -> int:
 
 
 def cmd_run(args) -> int:
-    from .runner import INHERIT, PIPE, Sandbox
+    from .runner import INHERIT, PIPE, Sandbox, SetupRefused
     from .limits import parse_seconds, parse_size
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
@@ -317,12 +317,7 @@ def cmd_run(args) -> int:
                      open_files=args.open_files, env=args.env, inherit_env=args.inherit_env,
                      cwd=args.cwd, user=args.user,
                      pid_namespace=False if args.no_pid_namespace else None)
-    except ValueError as e:  # ProfileError included
-        print("sandbox: %s" % e, file=sys.stderr)
-        return 125
-    except Exception as e:
-        if type(e).__name__ != "SetupRefused":
-            raise
+    except (ValueError, SetupRefused) as e:  # ProfileError is a ValueError
         print("sandbox: %s" % e, file=sys.stderr)
         return 125
     if sb.policy is not None and not args.json:

@@ -533,7 +533,19 @@ def _spawn_message(e, exe, cwd) -> str:
         return "cannot change directory to %s: %s" % (cwd, os.strerror(err))
     if e.stage == "seccomp":
         return "installing the seccomp filter failed: %s" % os.strerror(err)
+    if err == _errno.EPERM and e.stage in _NEEDS_PRIVILEGE:
+        return ("child set-up failed at %s: %s (%s needs root or CAP_SYS_ADMIN/CAP_SETUID; "
+                "run as root, or drop the option)" % (e.stage, os.strerror(err),
+                                                     _NEEDS_PRIVILEGE[e.stage]))
     return "child set-up failed at %s: %s" % (e.stage, os.strerror(err))
+
+
+# Set-up stages that fail with EPERM when the supervisor lacks the privilege for an option.
+_NEEDS_PRIVILEGE = {
+    "setgroups": "--user", "setgid": "--user", "setuid": "--user",
+    "capability-bounding-set": "dropping capabilities", "capabilities": "--caps",
+    "mount-proc": "a PID namespace", "fork": "a PID namespace", "cgroup": "joining a cgroup",
+}
 
 
 _cgroups_mod = None

@@ -7,9 +7,11 @@
 #include <linux/capability.h>
 #include <linux/seccomp.h>
 #include <signal.h>
+#include <time.h>
 #include <stddef.h>
 #include <string.h>
 #include <sched.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -18,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "notify.h"
 #include "spawn.h"
 
 #ifndef SYS_pidfd_open
@@ -25,6 +28,15 @@
 #endif
 #ifndef SYS_close_range
 #define SYS_close_range 436
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
+#define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
 #endif
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47
@@ -53,6 +65,7 @@ static const char *const stage_names[SB_STAGE_COUNT] = {
 	[SB_STAGE_EXEC] = "execve",
 	[SB_STAGE_FORK] = "fork",
 	[SB_STAGE_INIT] = "sandbox-init",
+	[SB_STAGE_LISTENER] = "seccomp-listener",
 };
 
 const char *sb_stage_name(int stage)
@@ -61,6 +74,17 @@ const char *sb_stage_name(int stage)
 		return "unknown";
 	return stage_names[stage];
 }
+
+/* Shared between the supervisor and a child whose filter has a notification listener (in memory
+ * both see: ours with CLONE_VM, a MAP_SHARED page otherwise). The child may make no syscall to say
+ * the listener is ready -- the filter could hold that very call for an answer nobody can give yet --
+ * so it publishes the descriptor number here and spins until the supervisor has taken it. */
+struct sb_handshake {
+	int ready;     /* child: the listener number is in `listener` */
+	int listener;  /* in the command's descriptor table */
+	int cmd_pidfd; /* with a PID namespace: pid 1's pidfd for the command */
+	int taken;     /* supervisor: the listener is ours, go on to execve */
+};
 
 /* ---- the child: raw syscalls only ------------------------------------------------------- */
 
@@ -132,7 +156,7 @@ static void drop_all_caps(int pipe_w, int last_cap)
 }
 
 static __attribute__((noreturn)) void child(const struct sb_spawn_req *r, int pipe_w,
-					    const sigset_t *empty)
+					    const sigset_t *empty, struct sb_handshake *hs)
 {
 	int fds[3];
 
@@ -211,14 +235,28 @@ static __attribute__((noreturn)) void child(const struct sb_spawn_req *r, int pi
 	/* 8. unblock signals now: after the filter is in place the only call left is execve */
 	raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)empty, 0, 8, 0);
 
+	/* a copy of our memory (fork-style hand-over) is ours to make dumpable, so that the
+	 * supervisor, without CAP_SYS_PTRACE, may take the listener from it; execve resets this */
+	if (hs && !r->notify_share_vm)
+		CHECK(SB_STAGE_LISTENER, raw(SYS_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0));
+
 	/* 9. no_new_privs, the filter, execve */
 	CHECK(SB_STAGE_NO_NEW_PRIVS, raw(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
 	if (r->filter) {
 		struct sock_fprog prog = {(unsigned short)r->filter_len,
 					  (struct sock_filter *)r->filter};
+		long fd = raw(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+			      r->filter_flags | (hs ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0),
+			      (long)&prog, 0, 0);
 
-		CHECK(SB_STAGE_SECCOMP,
-		      raw(SYS_seccomp, SECCOMP_SET_MODE_FILTER, r->filter_flags, (long)&prog, 0, 0));
+		CHECK(SB_STAGE_SECCOMP, fd);
+		if (hs) {
+			/* from here every call may wait for the supervisor: publish, then spin */
+			__atomic_store_n(&hs->listener, (int)fd, __ATOMIC_RELAXED);
+			__atomic_store_n(&hs->ready, 1, __ATOMIC_RELEASE);
+			while (!__atomic_load_n(&hs->taken, __ATOMIC_ACQUIRE))
+				__builtin_ia32_pause();
+		}
 	}
 	raw(SYS_execve, (long)r->exe, (long)r->argv, (long)r->envp, 0, 0);
 	child_fail(pipe_w, SB_STAGE_EXEC, errno);
@@ -234,7 +272,16 @@ struct clone_arg {
 	const sigset_t *empty;
 	int status_w;                 /* write end of the status pipe (init's fd 3) */
 	int pipe_r;                   /* read end of the error pipe (to peek, never to read) */
+	struct sb_handshake *hs;      /* notification listener hand-over, NULL without */
+	char *cmd_stack;              /* top of the command's stack when pid 1 cannot vfork */
 };
+
+static int command_entry(void *p)
+{
+	const struct clone_arg *a = p;
+
+	child(a->req, a->pipe_w, a->empty, a->hs);
+}
 
 /* pid 1 of the run's PID namespace (shares our memory until it execs: raw syscalls only).
  * It mounts the namespace's /proc, vforks the command as pid 2, and then becomes sandbox-init,
@@ -255,13 +302,20 @@ static int clone_child(void *p)
 	CHECK(SB_STAGE_PROC, raw(SYS_mount, (long)"proc", (long)"/proc", (long)"proc",
 				 MS_NOSUID | MS_NODEV | MS_NOEXEC, 0));
 	if (!r->init_exe)
-		child(r, pipe_w, a->empty);
+		child(r, pipe_w, a->empty, a->hs);
 	/* init stays out of the run's cgroups (it would count against pids.max); the command
 	 * joins them, and init goes when the command does */
 
-	main_pid = vfork();
-	if (main_pid == 0)
-		child(r, pipe_w, a->empty);
+	if (a->hs) {
+		/* the supervisor needs a pidfd for the command to take its listener: made by the
+		 * kernel into our shared memory before the command runs */
+		main_pid = clone(command_entry, a->cmd_stack,
+				 CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, p, &a->hs->cmd_pidfd);
+	} else {
+		main_pid = vfork();
+		if (main_pid == 0)
+			child(r, pipe_w, a->empty, NULL);
+	}
 	if (main_pid < 0)
 		child_fail(pipe_w, SB_STAGE_FORK, errno);
 	/* vfork returned: the command exec'd, or failed and left its record in the error pipe
@@ -297,7 +351,7 @@ static pid_t start_child(const struct sb_spawn_req *req, int pipe_r, int pipe_w,
 	if (!req->new_pidns) {
 		pid = vfork();
 		if (pid == 0)
-			child(req, pipe_w, empty);
+			child(req, pipe_w, empty, NULL);
 		return pid;
 	}
 	stack = mmap(NULL, CLONE_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
@@ -315,6 +369,116 @@ static pid_t start_child(const struct sb_spawn_req *req, int pipe_r, int pipe_w,
 	return pid;
 }
 
+/* ---- notification listener hand-over ----------------------------------------------------- */
+
+struct notified {
+	struct sb_handshake *hs;      /* MAP_SHARED page */
+	char *stacks;                 /* two stacks: pid 1 (or the command) and the command */
+	int pidfd;                    /* of the process we started */
+};
+
+/* Like start_child, but the caller keeps running: the command's execve may itself be a call the
+ * supervisor must answer, so nobody may sit frozen in vfork waiting for it. The child runs on a
+ * stack of its own, in our memory when we may take a descriptor from it (root), else in a copy. */
+static pid_t start_notified(const struct sb_spawn_req *req, struct clone_arg *a, struct notified *nt)
+{
+	int flags = CLONE_PIDFD | SIGCHLD;
+
+	nt->pidfd = -1;
+	nt->hs = mmap(NULL, sizeof(*nt->hs), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+		      -1, 0);
+	if (nt->hs == MAP_FAILED) {
+		nt->hs = NULL;
+		return -1;
+	}
+	nt->hs->cmd_pidfd = -1;
+	nt->stacks = mmap(NULL, 2 * CLONE_STACK, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (nt->stacks == MAP_FAILED) {
+		nt->stacks = NULL;
+		return -1;
+	}
+	a->hs = nt->hs;
+	a->cmd_stack = nt->stacks + 2 * CLONE_STACK;
+	if (req->notify_share_vm)
+		flags |= CLONE_VM;
+	if (req->new_pidns)
+		return clone(clone_child, nt->stacks + CLONE_STACK,
+			     flags | CLONE_NEWPID | CLONE_NEWNS, a, &nt->pidfd);
+	return clone(command_entry, nt->stacks + CLONE_STACK, flags, a, &nt->pidfd);
+}
+
+static void notified_free(struct notified *nt)
+{
+	if (nt->hs)
+		munmap(nt->hs, sizeof(*nt->hs));
+	if (nt->stacks)
+		munmap(nt->stacks, 2 * CLONE_STACK);
+	if (nt->pidfd >= 0)
+		close(nt->pidfd);
+}
+
+/* Take the listener from the command once it is published, then answer its calls until its
+ * execve is done (the error pipe closes) or fails (a record arrives). Returns what reading the
+ * error pipe returned (sizeof(rec) on a failure record, 0 at execve), or -1 with *stage, errno. */
+static ssize_t await_exec_notified(const struct sb_spawn_req *req, struct notified *nt,
+				   int pipe_r, int rec[2], int *stage)
+{
+	struct sb_notify *n = req->notify;
+	struct pollfd p[2] = {{pipe_r, POLLIN, 0}, {-1, POLLIN, 0}};
+	struct timespec spin = {0, 20000};
+	int owner = nt->pidfd, cmd = -1;
+
+	while (!__atomic_load_n(&nt->hs->ready, __ATOMIC_ACQUIRE)) {
+		int rc = ppoll(p, 1, &spin, NULL);
+
+		if (rc > 0)
+			goto read_pipe; /* failed (or died) before the filter went in */
+		if (rc < 0 && errno != EINTR) {
+			*stage = SB_STAGE_LISTENER;
+			return -1;
+		}
+	}
+	if (req->new_pidns && req->init_exe) {
+		cmd = (int)syscall(SYS_pidfd_getfd, nt->pidfd, nt->hs->cmd_pidfd, 0);
+		owner = cmd;
+	}
+	n->listener = owner < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, owner, nt->hs->listener, 0);
+	if (cmd >= 0) {
+		int saved = errno;
+
+		close(cmd);
+		errno = saved;
+	}
+	if (n->listener < 0) {
+		*stage = SB_STAGE_LISTENER;
+		return -1;
+	}
+	__atomic_store_n(&nt->hs->taken, 1, __ATOMIC_RELEASE);
+	p[1].fd = n->listener;
+	for (;;) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			*stage = SB_STAGE_LISTENER;
+			return -1;
+		}
+		if (p[1].revents & POLLIN)
+			sb_notify_serve(n);
+		if (p[0].revents)
+			break;
+	}
+read_pipe:
+	{
+		ssize_t got;
+
+		do
+			got = read(pipe_r, rec, 2 * sizeof(int));
+		while (got < 0 && errno == EINTR);
+		return got;
+	}
+}
+
 int sb_spawn(const struct sb_spawn_req *req, struct sb_spawn_result *res)
 {
 	int pipefd[2];
@@ -322,8 +486,10 @@ int sb_spawn(const struct sb_spawn_req *req, struct sb_spawn_result *res)
 	pid_t pid;
 	int rec[2] = {0, 0};
 	ssize_t got;
-
 	int stpipe[2] = {-1, -1};
+	struct notified nt = {NULL, NULL, -1};
+	struct clone_arg a;
+	int notified = req->notify && req->filter;
 
 	memset(res, 0, sizeof(*res));
 	res->pid = -1;
@@ -356,7 +522,13 @@ int sb_spawn(const struct sb_spawn_req *req, struct sb_spawn_result *res)
 	sigemptyset(&empty);
 	/* no signal handler may run in the child while it shares our memory */
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pid = start_child(req, pipefd[0], pipefd[1], &empty, stpipe[1]);
+	if (notified) {
+		/* `a` lives as long as this call: a child sharing our memory reads it until execve */
+		a = (struct clone_arg){req, pipefd[1], &empty, stpipe[1], pipefd[0], NULL, NULL};
+		pid = start_notified(req, &a, &nt);
+	} else {
+		pid = start_child(req, pipefd[0], pipefd[1], &empty, stpipe[1]);
+	}
 	if (stpipe[1] >= 0)
 		close(stpipe[1]);
 	{
@@ -372,11 +544,29 @@ int sb_spawn(const struct sb_spawn_req *req, struct sb_spawn_result *res)
 		close(pipefd[0]);
 		if (stpipe[0] >= 0)
 			close(stpipe[0]);
+		notified_free(&nt);
 		return -1;
 	}
-	do
-		got = read(pipefd[0], rec, sizeof(rec));
-	while (got < 0 && errno == EINTR);
+	if (notified) {
+		int stage = SB_STAGE_NONE;
+
+		got = await_exec_notified(req, &nt, pipefd[0], rec, &stage);
+		if (got < 0) {
+			rec[0] = stage;
+			rec[1] = errno;
+			got = sizeof(rec);
+			kill(pid, SIGKILL);
+		} else if (got == 0 && !__atomic_load_n(&nt.hs->ready, __ATOMIC_ACQUIRE)) {
+			/* the pipe closed without an execve behind it: the child was killed */
+			rec[0] = SB_STAGE_LISTENER;
+			rec[1] = ECHILD;
+			got = sizeof(rec);
+		}
+	} else {
+		do
+			got = read(pipefd[0], rec, sizeof(rec));
+		while (got < 0 && errno == EINTR);
+	}
 	close(pipefd[0]);
 	if (got == (ssize_t)sizeof(rec)) {
 		int status;
@@ -387,10 +577,21 @@ int sb_spawn(const struct sb_spawn_req *req, struct sb_spawn_result *res)
 		res->err = rec[1];
 		if (stpipe[0] >= 0)
 			close(stpipe[0]);
+		if (notified && req->notify->listener >= 0) {
+			close(req->notify->listener);
+			req->notify->listener = -1;
+		}
+		notified_free(&nt);
 		return -1;
 	}
 	res->pid = pid;
 	res->status_fd = stpipe[0];
-	res->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (notified) {
+		res->pidfd = nt.pidfd; /* from CLONE_PIDFD: ours to keep */
+		nt.pidfd = -1;
+		notified_free(&nt);
+	} else {
+		res->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	}
 	return 0;
 }

@@ -10,6 +10,8 @@
 #include <sys/types.h>
 #include <linux/filter.h>
 
+struct sb_notify;
+
 /* Child set-up stages, in the order they run. */
 enum sb_stage {
 	SB_STAGE_NONE = 0,
@@ -33,6 +35,7 @@ enum sb_stage {
 	SB_STAGE_EXEC,        /* execve */
 	SB_STAGE_FORK,        /* vfork itself failed (reported by the parent) */
 	SB_STAGE_INIT,        /* pid 1 could not become sandbox-init */
+	SB_STAGE_LISTENER,    /* the supervisor could not take over the notification listener */
 	SB_STAGE_COUNT
 };
 
@@ -73,6 +76,13 @@ struct sb_spawn_req {
 	int new_pidns;                /* 1: the child starts a PID and a mount namespace (needs
 					 CAP_SYS_ADMIN): it is pid 1 there, its /proc shows only its own
 					 processes, and everything it starts dies with it */
+	struct sb_notify *notify;     /* not NULL: the filter is installed with a notification
+					 listener, which the supervisor takes over before execve (the
+					 execve itself may need an answer, so the caller is not frozen
+					 as with vfork: see start_notified) */
+	int notify_share_vm;          /* with notify: share our memory with the child (needs
+					 CAP_SYS_PTRACE to take the listener from a process that
+					 shares our non-dumpable memory); 0: a copy, as fork */
 };
 
 struct sb_spawn_result {

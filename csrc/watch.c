@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "notify.h"
 #include "watch.h"
 
 #define READ_CHUNK 65536
@@ -166,8 +167,8 @@ int sb_watch(struct sb_watch *w)
 	}
 
 	for (;;) {
-		struct pollfd pfd[4];
-		struct sb_stream *which[4] = {NULL, NULL, NULL, NULL};
+		struct pollfd pfd[5];
+		struct sb_stream *which[5] = {NULL, NULL, NULL, NULL, NULL};
 		int n = 0, timeout_ms = -1;
 		int64_t now = sb_now_ns(), wake = INT64_MAX;
 
@@ -227,6 +228,11 @@ int sb_watch(struct sb_watch *w)
 			pfd[n].events = POLLOUT;
 			n++;
 		}
+		if (w->notify && w->notify->listener >= 0) {
+			pfd[n].fd = w->notify->listener;
+			pfd[n].events = POLLIN;
+			n++;
+		}
 		if (wake != INT64_MAX)
 			timeout_ms = wake > now ? (int)((wake - now + 999999) / 1000000) : 0;
 
@@ -242,6 +248,12 @@ int sb_watch(struct sb_watch *w)
 			if (which[i]) {
 				if (drain(w, which[i]))
 					close_stream(which[i]);
+			} else if (w->notify && pfd[i].fd == w->notify->listener) {
+				/* POLLHUP alone: no process can notify any more */
+				if (!(pfd[i].revents & POLLIN) || sb_notify_serve(w->notify) < 0) {
+					close(w->notify->listener);
+					w->notify->listener = -1;
+				}
 			} else if (pfd[i].fd == w->in_fd) {
 				ssize_t wr = write(w->in_fd, w->in_data + w->in_off, w->in_len - w->in_off);
 

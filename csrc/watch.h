@@ -9,6 +9,8 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+struct sb_notify;
+
 struct sb_stream {
 	int fd;             /* read end of a pipe, -1 when the stream is not captured */
 	char *buf;          /* malloc'd, free() it */
@@ -36,6 +38,7 @@ struct sb_watch {
 	int cg_events_fd;         /* cgroup.events, -1: none */
 	int64_t drain_ns;         /* how long to keep reading output after the tree is killed */
 	int64_t cpu_base_ns;      /* cg_cpu_fd's usage when the run started (a reused cgroup) */
+	struct sb_notify *notify; /* notifications to answer (its listener), NULL: none */
 	int abort;                /* set by the caller between calls: kill the tree and finish */
 	/* state kept between calls (zero before the first) */
 	int started, reaped;

@@ -362,6 +362,45 @@ cdef extern from "<sys/resource.h>" nogil:
         long ru_nvcsw
         long ru_nivcsw
 
+cdef extern from "notify.h" nogil:
+    enum: SB_NOTIFY_PIDS
+    struct sb_notify_rec:
+        int64_t t_ns
+        uint64_t args[6]
+        uint64_t ip
+        uint32_t pid
+        uint32_t arch
+        int32_t nr
+        uint32_t action
+        int32_t answer
+    struct sb_notify_agg:
+        uint32_t arch
+        int32_t nr
+        uint32_t action
+        uint32_t npids
+        uint64_t count
+        uint32_t pids[8]
+        sb_notify_rec first
+        int used
+    struct sb_notify:
+        const sock_filter *truth
+        uint32_t truth_len
+        uint32_t max_records
+        int64_t start_ns
+        int listener
+        sb_notify_rec *recs
+        uint32_t nrecs
+        sb_notify_agg *agg
+        uint32_t nagg
+        uint32_t agg_cap
+        uint64_t total
+        uint64_t lost
+        int killed
+        sb_notify_rec kill_rec
+        int error
+    int sb_notify_init(sb_notify *n)
+    void sb_notify_free(sb_notify *n)
+
 cdef extern from "spawn.h" nogil:
     enum: SB_STAGE_COUNT
     struct sb_rlim:
@@ -393,6 +432,8 @@ cdef extern from "spawn.h" nogil:
         int keep_fd
         const char *init_exe
         int new_pidns
+        sb_notify *notify
+        int notify_share_vm
     struct sb_spawn_result:
         int pid
         int pidfd
@@ -429,6 +470,7 @@ cdef extern from "watch.h" nogil:
         int cg_events_fd
         int64_t drain_ns
         int64_t cpu_base_ns
+        sb_notify *notify
         int abort
         int status
         rusage ru
@@ -489,10 +531,66 @@ cdef char **_cstrings(list items, list keep) except NULL:
     return arr
 
 
+cdef dict _rec_dict(const sb_notify_rec *r):
+    return {"t_ns": r.t_ns, "args": [r.args[i] for i in range(6)], "ip": r.ip, "pid": r.pid,
+            "arch": r.arch, "nr": r.nr, "action": r.action,
+            "answer": r.answer}
+
+
+cdef class Notifier:
+    """The user-notification supervisor of one run (csrc/notify.c): pass it to spawn() and
+    watch(); it answers the calls the rewritten filter holds, as `truth` (the original program)
+    decides, and keeps counts per (arch, nr, action) plus the first `max_records` records."""
+    cdef sb_notify n
+    cdef bytes _truth
+    cdef bint _ready
+
+    def __cinit__(self, bytes truth, uint32_t max_records=100, int64_t start_ns=0):
+        memset(&self.n, 0, sizeof(self.n))
+        self._truth = truth
+        self.n.truth = <const sock_filter *><const char *>self._truth
+        self.n.truth_len = <uint32_t>(len(truth) // 8)
+        self.n.max_records = max_records
+        self.n.start_ns = start_ns if start_ns else sb_now_ns()
+        if sb_notify_init(&self.n) < 0:
+            import os
+            raise OSError(errno, "seccomp user notification: %s" % os_strerror(errno))
+        self._ready = True
+
+    def __dealloc__(self):
+        if self._ready:
+            sb_notify_free(&self.n)
+
+    def set_start(self, int64_t start_ns):
+        self.n.start_ns = start_ns
+
+    def report(self):
+        """Everything seen so far, as plain data."""
+        cdef uint32_t i, k
+        cdef sb_notify_agg *e
+        entries = []
+        for i in range(self.n.agg_cap):
+            e = &self.n.agg[i]
+            if not e.used:
+                continue
+            entries.append({"arch": e.arch, "nr": e.nr, "action": e.action, "count": e.count,
+                            "pids": [e.pids[k] for k in range(e.npids)],
+                            "first": _rec_dict(&e.first)})
+        entries.sort(key=lambda d: d["first"]["t_ns"])
+        return {"total": self.n.total, "lost": self.n.lost, "entries": entries,
+                "records": [_rec_dict(&self.n.recs[i]) for i in range(self.n.nrecs)],
+                "killed": _rec_dict(&self.n.kill_rec) if self.n.killed else None,
+                "error": self.n.error}
+
+
+cdef extern from "<errno.h>":
+    int errno
+
+
 def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimits=None,
           list cgroup_fds=None, ids=None, caps=None, int last_cap=40, int pdeathsig=0,
           program=None, unsigned int filter_flags=0, int keep_fd=-1, bint new_pidns=False,
-          bytes init_exe=None):
+          bytes init_exe=None, Notifier notifier=None, bint notify_share_vm=False):
     """Start one sandboxed process. Returns (pid, pidfd, status_fd); raises SpawnError (stage, errno) when
     the child failed before execve. All arguments are bytes/ints prepared by sandbox.runner."""
     cdef sb_spawn_req req
@@ -561,6 +659,9 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
         req.new_pidns = 1 if new_pidns else 0
         if init_exe is not None:
             req.init_exe = <const char *>init_exe
+        if notifier is not None:
+            req.notify = &notifier.n
+            req.notify_share_vm = 1 if notify_share_vm else 0
         with nogil:
             rc = sb_spawn(&req, &res)
     finally:
@@ -577,7 +678,7 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
 def watch(int pid, int pidfd, int pgid, int status_fd=-1, int in_fd=-1, bytes in_data=b"", int out_fd=-1,
           int err_fd=-1, uint64_t output_limit=0, int64_t start_ns=0, int64_t wall_limit_ns=0,
           int64_t cpu_limit_ns=0, int cg_cpu_fd=-1, int cg_kill_fd=-1, int cg_events_fd=-1,
-          int64_t drain_ns=200000000, int64_t cpu_base_ns=0):
+          int64_t drain_ns=200000000, int64_t cpu_base_ns=0, Notifier notifier=None):
     """Supervise a started run until it is reaped and its tree killed (GIL released).
     Closes in_fd/out_fd/err_fd. Returns a dict of raw measurements."""
     cdef sb_watch w
@@ -601,6 +702,8 @@ def watch(int pid, int pidfd, int pgid, int status_fd=-1, int in_fd=-1, bytes in
     w.cg_events_fd = cg_events_fd
     w.drain_ns = drain_ns
     w.cpu_base_ns = cpu_base_ns
+    if notifier is not None:
+        w.notify = &notifier.n
     pending = None
     while True:
         with nogil:

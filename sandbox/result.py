@@ -67,6 +67,8 @@ class Result:
                                            # made sure nothing the command started outlived it
     pid_namespace: bool = False            # the command ran in a PID namespace of its own
     cancelled: bool = False                # killed by sandbox.runner.cancel_all()
+    seccomp_log: Optional[dict] = None     # the calls the filter logged or (with denial reports)
+                                           # denied: see sandbox/notify.py; None when not watched
     warnings: list = dataclasses.field(default_factory=list)
 
     @property
@@ -81,6 +83,26 @@ class Result:
         if self.signal is not None:
             return -self.signal
         return -1
+
+    def _log_entries(self, actions) -> list:
+        if not self.seccomp_log:
+            return []
+        return [e for e in self.seccomp_log["syscalls"] if e["action"] in actions]
+
+    @property
+    def logged(self) -> list:
+        """Per-syscall entries of SCMP_ACT_LOG calls (with counts and the first call)."""
+        return self._log_entries(("LOG",))
+
+    @property
+    def denials(self) -> list:
+        """Per-syscall entries of denied calls (ERRNO, KILL), with denial reports on."""
+        return self._log_entries(("ERRNO", "KILL_PROCESS", "KILL_THREAD"))
+
+    @property
+    def killed_by(self) -> Optional[dict]:
+        """The call whose KILL action ended the run, when it is known."""
+        return self.seccomp_log.get("killed_by") if self.seccomp_log else None
 
     @property
     def signal_name(self) -> Optional[str]:

@@ -13,13 +13,16 @@ import signal
 import threading
 from typing import Optional, Sequence
 
-from . import _core, builtin, profile as _profile
+from . import _core, builtin, notify, profile as _profile
 from .filter import Filter, compile_policy
 from .limits import Limits
 from .policy import Policy, RET_ALLOW, RET_LOG, json_action_name
 from .result import Result
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+# "notify": LOG rules answered by our supervisor (lossless); "kernel": the kernel's own LOG
+# action, read back from its audit log; "none": LOG left to the kernel, nothing collected
+LOG_BACKENDS = ("notify", "kernel", "none")
 DEFAULT_ENV = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", "HOME": "/tmp"}
 
 INHERIT = object()   # stdin/stdout/stderr: the caller's own descriptor
@@ -202,7 +205,8 @@ class Sandbox:
                  file_size=None, open_files=None, stack=None,
                  env=None, inherit_env=False, cwd=None, user=None, umask=0o022,
                  use_cgroup=True, pid_namespace=None, pdeathsig=signal.SIGKILL,
-                 protect_supervisor=True):
+                 protect_supervisor=True, log_backend="notify", report_denials=False,
+                 log_records=100):
         if protect_supervisor:
             _protect_supervisor()
         self.user = _resolve_user(user) if user is not None else None
@@ -224,6 +228,7 @@ class Sandbox:
             if self.refusal is None and self.policy.uses_notify():
                 self.refusal = ("the profile uses SCMP_ACT_NOTIFY, which needs a notification "
                                 "supervisor; this version cannot answer notifications")
+        self._setup_logging(log_backend, report_denials, log_records)
         if self.policy is not None:
             self.cap_names = tuple(self.policy.caps)
         else:
@@ -243,6 +248,29 @@ class Sandbox:
         self.pdeathsig = int(pdeathsig or 0)
 
     # -- preparation ---------------------------------------------------------------------
+
+    def _setup_logging(self, backend, report_denials, log_records) -> None:
+        """Which of the filter's answers the supervisor sees (notify.py): LOG with the
+        notification backend, and ERRNO/KILL when denials are reported."""
+        if backend not in LOG_BACKENDS:
+            raise ValueError("log_backend %r: expected one of %s" % (backend,
+                                                                    ", ".join(LOG_BACKENDS)))
+        self.log_backend = backend
+        self.report_denials = bool(report_denials)
+        self.log_records = int(log_records)
+        if self.log_records < 0:
+            raise ValueError("log_records must be >= 0")
+        self.notify_program = None
+        if self.filter is None:
+            return
+        can_return = notify.returns(self.filter.program)
+        wanted = set()
+        if backend == "notify":
+            wanted |= can_return & notify.LOGGED
+        if self.report_denials:
+            wanted |= can_return & notify.DENIED
+        if wanted:
+            self.notify_program = notify.rewrite(self.filter.program, wanted)
 
     def _base_env(self, env, inherit_env) -> dict:
         base = dict(os.environ) if inherit_env else dict(DEFAULT_ENV)
@@ -376,7 +404,16 @@ class Sandbox:
             if self.user is not None:
                 ids = (self.user[0], self.user[1], self.user[2])
             caps = self.caps_mask
+            notifier = None
+            if self.notify_program is not None:
+                try:
+                    notifier = _core.Notifier(self.filter.program, self.log_records)
+                except OSError as e:
+                    return self._setup_error(argv, limits, "seccomp-listener",
+                                             "cannot supervise notifications: %s" % e, e.errno)
             start = _core.now_ns()
+            if notifier is not None:
+                notifier.set_start(start)
             try:
                 pid, pidfd, status_fd = _core.spawn(
                     os.fsencode(exe), [os.fsencode(a) for a in argv],
@@ -386,9 +423,11 @@ class Sandbox:
                     rlimits=self._rlimits(limits, cg),
                     cgroup_fds=list(cg.procs_fds) if cg else [], ids=ids, caps=caps,
                     last_cap=_LAST_CAP, pdeathsig=self.pdeathsig,
-                    program=self.filter.program if self.filter else None,
+                    program=(self.notify_program or self.filter.program) if self.filter
+                    else None,
                     filter_flags=self.filter_flags, new_pidns=self.pid_namespace,
-                    init_exe=_INIT_EXE if self.pid_namespace else None)
+                    init_exe=_INIT_EXE if self.pid_namespace else None,
+                    notifier=notifier, notify_share_vm=self.is_root)
             except _core.SpawnError as e:
                 return self._setup_error(argv, limits, e.stage, _spawn_message(e, exe, cwd),
                                          e.errno)
@@ -409,7 +448,7 @@ class Sandbox:
                     cg_kill_fd=cg.kill_fd if cg else -1,
                     # in a PID namespace, reaping pid 1 means the kernel already emptied it
                     cg_events_fd=cg.events_fd if (cg and not self.pid_namespace) else -1,
-                    cpu_base_ns=cg.cpu_base_usec * 1000 if cg else 0)
+                    cpu_base_ns=cg.cpu_base_usec * 1000 if cg else 0, notifier=notifier)
             except BaseException:
                 # watch() itself failed (it kills and reaps on a signal): never leave the
                 # child running unsupervised or unreaped
@@ -423,8 +462,10 @@ class Sandbox:
                         cancelled = _running.pop(pidfd, False)
                     os.close(pidfd)
             stats = cg.stats() if cg else {}
+            log = notify.seccomp_log(notifier.report()) if notifier is not None else None
             result = self._verdict(argv, limits, pid, raw, cg, stats,
-                                   capture_out=stdout is PIPE, capture_err=stderr is PIPE)
+                                   capture_out=stdout is PIPE, capture_err=stderr is PIPE,
+                                   log=log)
             result.cancelled = cancelled
             return result
         finally:
@@ -436,7 +477,8 @@ class Sandbox:
             if cg is not None:
                 cg.close()
 
-    def _verdict(self, argv, limits, pid, raw, cg, stats, capture_out, capture_err) -> Result:
+    def _verdict(self, argv, limits, pid, raw, cg, stats, capture_out, capture_err,
+                 log=None) -> Result:
         status = raw["status"]
         exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
@@ -467,7 +509,9 @@ class Sandbox:
             # the cgroup saw an OOM kill; or, under RLIMIT_AS only, the program failed saying
             # an allocation failed (rusage cannot tell: see Result.memory_source)
             verdict = "MEMORY_LIMIT"
-        elif sig == _SIGSYS:
+        elif sig == _SIGSYS or (sig == signal.SIGKILL and log and log["killed_by"]):
+            # the kernel's SIGSYS, or the supervisor's SIGKILL for a KILL action it answered
+            # while reporting denials
             verdict = "SECCOMP_KILLED"
         elif sig is not None:
             verdict = "SIGNALED"
@@ -481,7 +525,7 @@ class Sandbox:
             stdout=raw["stdout"] if capture_out else None,
             stderr=raw["stderr"] if capture_err else None,
             stdout_truncated=raw["stdout_truncated"], stderr_truncated=raw["stderr_truncated"],
-            pid=pid, pid_namespace=self.pid_namespace,
+            pid=pid, pid_namespace=self.pid_namespace, seccomp_log=log,
             containment="pid-namespace" if self.pid_namespace else (
                 "cgroup" if (cg and cg.kill_fd >= 0 and raw["tree_empty"]) else "process-group"))
 

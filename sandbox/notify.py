@@ -1,0 +1,136 @@
+"""The notification backend: see every logged (and, on request, every denied) call, losslessly.
+
+A filter's `ret LOG` instructions (and with denial reports its `ret ERRNO`/`ret KILL`) are rewritten
+to `ret USER_NOTIF`; the run's supervisor (csrc/notify.c) answers each held call as the original
+program decides, so the program behaves as it would under the original filter, and records it.
+This module makes the rewritten program and turns the supervisor's raw report into the Result's
+`seccomp_log` (the same shape the kernel-log backend produces).
+"""
+from __future__ import annotations
+
+import struct
+from typing import Iterable, Optional
+
+from . import _core
+from .policy import action_name
+
+RET_ACTION_FULL = 0xFFFF0000
+RET_KILL_PROCESS = 0x80000000
+RET_KILL_THREAD = 0x00000000
+RET_TRAP = 0x00030000
+RET_ERRNO = 0x00050000
+RET_USER_NOTIF = 0x7FC00000
+RET_TRACE = 0x7FF00000
+RET_LOG = 0x7FFC0000
+RET_ALLOW = 0x7FFF0000
+
+BPF_RET_K = 0x06  # BPF_RET | BPF_K
+_INSN = struct.Struct("=HBBI")
+
+LOGGED = frozenset({RET_LOG})
+DENIED = frozenset({RET_ERRNO, RET_KILL_PROCESS, RET_KILL_THREAD})
+
+# what the action names in records are called (as in profiles, without SCMP_ACT_)
+_ACTION_WORD = {RET_LOG: "LOG", RET_ERRNO: "ERRNO", RET_KILL_PROCESS: "KILL_PROCESS",
+                RET_KILL_THREAD: "KILL_THREAD", RET_TRAP: "TRAP", RET_TRACE: "TRACE",
+                RET_ALLOW: "ALLOW", RET_USER_NOTIF: "NOTIFY"}
+
+
+def returns(program: bytes) -> set:
+    """The action classes (ret value & RET_ACTION_FULL) a program can return."""
+    out = set()
+    for off in range(0, len(program), 8):
+        code, _jt, _jf, k = _INSN.unpack_from(program, off)
+        if code == BPF_RET_K:
+            out.add(k & RET_ACTION_FULL)
+    return out
+
+
+def rewrite(program: bytes, actions: Iterable[int]) -> bytes:
+    """`program` with every `ret K` whose action is in `actions` turned into `ret USER_NOTIF`.
+    Jumps and every other instruction stay as they are, so the decision structure is unchanged."""
+    actions = frozenset(actions)
+    out = bytearray(program)
+    for off in range(0, len(out), 8):
+        code, jt, jf, k = _INSN.unpack_from(out, off)
+        if code == BPF_RET_K and (k & RET_ACTION_FULL) in actions:
+            _INSN.pack_into(out, off, code, jt, jf, RET_USER_NOTIF)
+    return bytes(out)
+
+
+_ARCH_NAMES: dict = {}
+
+
+def arch_name(audit_arch: int) -> str:
+    """"x86_64", "x86", "x32", ... for an AUDIT_ARCH value (x32 shares x86_64's value: the
+    caller tells x32 apart by bit 30 of the syscall number)."""
+    if not _ARCH_NAMES:
+        for name in _core.arch_names():
+            info = _core.arch_info(name)
+            _ARCH_NAMES.setdefault(info["audit_arch"], name)
+    return _ARCH_NAMES.get(audit_arch, "%#x" % audit_arch)
+
+
+def _arch_of(audit_arch: int, nr: int) -> str:
+    name = arch_name(audit_arch)
+    if name == "x86_64" and nr >= 0x40000000:
+        return "x32"
+    return name
+
+
+def syscall_of(arch: str, nr: int) -> Optional[str]:
+    try:
+        return _core.syscall_name(arch, nr)
+    except (ValueError, KeyError):
+        return None
+
+
+def _action_fields(ret: int) -> tuple:
+    action = ret & RET_ACTION_FULL
+    word = _ACTION_WORD.get(action, "%#x" % action)
+    return word, (ret & 0xFFFF) if action == RET_ERRNO else None
+
+
+def record(raw: dict) -> dict:
+    """One record from the supervisor's raw form."""
+    arch = _arch_of(raw["arch"], raw["nr"])
+    action, errno = _action_fields(raw["action"])
+    rec = {"pid": raw["pid"], "arch": arch, "nr": raw["nr"],
+           "syscall": syscall_of(arch, raw["nr"]), "args": list(raw["args"]), "ip": raw["ip"],
+           "time": round(raw["t_ns"] / 1e9, 6), "action": action, "errno": errno}
+    if raw.get("answer"):
+        rec["gone"] = True  # the caller vanished before the answer (killed while waiting)
+    return rec
+
+
+def seccomp_log(report: dict, *, backend: str = "notify") -> dict:
+    """The Result's `seccomp_log` from a Notifier report."""
+    syscalls = []
+    for e in report["entries"]:
+        first = record(e["first"])
+        syscalls.append({"syscall": first["syscall"], "arch": first["arch"], "nr": first["nr"],
+                         "action": first["action"], "errno": first["errno"],
+                         "count": e["count"], "pids": e["pids"], "first": first})
+    records = [record(r) for r in report["records"]]
+    complete = not report["error"]
+    return {
+        "backend": backend,
+        "complete": complete,
+        "reason": None if complete else "supervisor ran out of memory for the per-syscall table",
+        "total": report["total"],
+        "syscalls": syscalls,
+        "records": records,
+        "records_dropped": report["total"] - len(records),
+        "killed_by": record(report["killed"]) if report["killed"] else None,
+    }
+
+
+def describe_action(word: str, errno: Optional[int]) -> str:
+    if word == "ERRNO" and errno is not None:
+        import errno as errno_mod
+        return "ERRNO(%s)" % errno_mod.errorcode.get(errno, errno)
+    return word
+
+
+def ret_name(ret: int) -> str:
+    return action_name(ret)

@@ -1,6 +1,9 @@
 /* The user-notification supervisor (see notify.h). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <time.h>
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -125,6 +128,45 @@ static void note(struct sb_notify *n, const struct sb_notify_rec *r)
 	}
 }
 
+/* "Tgid:" and the last "NStgid:" field of /proc/TID/status: the kernel names the calling
+ * thread, a record names its process, in our namespace and in the run's. */
+static void process_ids(struct sb_notify *n, struct sb_notify_rec *r)
+{
+	typeof(n->ids[0]) *slot = &n->ids[r->tid % 64];
+	char path[40], buf[2048], *p;
+	ssize_t len;
+	int fd;
+
+	if (slot->tid == r->tid && r->tid) {
+		r->pid = slot->pid;
+		r->vpid = slot->vpid;
+		return;
+	}
+	r->pid = r->tid; /* until /proc says otherwise */
+	snprintf(path, sizeof(path), "/proc/%u/status", r->tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len <= 0)
+		return;
+	buf[len] = 0;
+	if ((p = strstr(buf, "\nTgid:")) != NULL)
+		r->pid = (uint32_t)strtoul(p + 6, NULL, 10);
+	if ((p = strstr(buf, "\nNStgid:")) != NULL) {
+		char *end = strchr(p + 1, '\n'), *field = p + 8;
+
+		for (char *q = field; q < end && *q; q++)
+			if (*q == '\t' || *q == ' ')
+				field = q + 1;
+		r->vpid = (uint32_t)strtoul(field, NULL, 10);
+	}
+	slot->tid = r->tid;
+	slot->pid = r->pid;
+	slot->vpid = r->vpid;
+}
+
 int sb_notify_serve(struct sb_notify *n)
 {
 	struct seccomp_notif *req = n->req;
@@ -149,11 +191,18 @@ int sb_notify_serve(struct sb_notify *n)
 	rec.t_ns = sb_now_ns() - n->start_ns;
 	memcpy(rec.args, data.args, sizeof(rec.args));
 	rec.ip = data.instruction_pointer;
-	rec.pid = req->pid;
+	rec.tid = req->pid;
+	process_ids(n, &rec);
 	rec.arch = data.arch;
 	rec.nr = data.nr;
 	rec.action = ret;
 
+	if (n->answer_delay_ns > 0) {
+		struct timespec ts = {n->answer_delay_ns / 1000000000LL,
+				      n->answer_delay_ns % 1000000000LL};
+
+		nanosleep(&ts, NULL);
+	}
 	memset(resp, 0, n->resp_size);
 	resp->id = req->id;
 	switch (action) {
@@ -167,7 +216,7 @@ int sb_notify_serve(struct sb_notify *n)
 	case SECCOMP_RET_KILL_PROCESS:
 	case SECCOMP_RET_KILL_THREAD:
 		/* the kill comes before the answer, so the call never runs */
-		kill((pid_t)req->pid, SIGKILL);
+		kill((pid_t)rec.pid, SIGKILL);
 		if (!n->killed) {
 			n->killed = 1;
 			n->kill_rec = rec;

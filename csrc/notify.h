@@ -18,7 +18,10 @@ struct sb_notify_rec {
 	int64_t t_ns;             /* since the run started */
 	uint64_t args[6];
 	uint64_t ip;
-	uint32_t pid;             /* as the supervisor sees it (its PID namespace) */
+	uint32_t pid;             /* thread group (process) id, as the supervisor sees it */
+	uint32_t tid;             /* the calling thread, as the supervisor sees it */
+	uint32_t vpid;            /* the process id inside the run's PID namespace (= pid
+				     without one; 0 when it could not be read) */
 	uint32_t arch;            /* AUDIT_ARCH_* */
 	int32_t nr;
 	uint32_t action;          /* the original filter's full return value */
@@ -46,6 +49,8 @@ struct sb_notify {
 	/* state */
 	int listener;             /* -1 until the child has handed it over */
 	void *req, *resp;         /* kernel-sized buffers */
+	struct { uint32_t tid, pid, vpid; } ids[64]; /* thread -> process ids seen lately */
+	int64_t answer_delay_ns;  /* tests only: hold every call this long before answering */
 	uint16_t req_size, resp_size;
 	/* out */
 	struct sb_notify_rec *recs;

@@ -369,6 +369,8 @@ cdef extern from "notify.h" nogil:
         uint64_t args[6]
         uint64_t ip
         uint32_t pid
+        uint32_t tid
+        uint32_t vpid
         uint32_t arch
         int32_t nr
         uint32_t action
@@ -388,6 +390,7 @@ cdef extern from "notify.h" nogil:
         uint32_t max_records
         int64_t start_ns
         int listener
+        int64_t answer_delay_ns
         sb_notify_rec *recs
         uint32_t nrecs
         sb_notify_agg *agg
@@ -533,6 +536,7 @@ cdef char **_cstrings(list items, list keep) except NULL:
 
 cdef dict _rec_dict(const sb_notify_rec *r):
     return {"t_ns": r.t_ns, "args": [r.args[i] for i in range(6)], "ip": r.ip, "pid": r.pid,
+            "tid": r.tid, "vpid": r.vpid,
             "arch": r.arch, "nr": r.nr, "action": r.action,
             "answer": r.answer}
 
@@ -563,6 +567,10 @@ cdef class Notifier:
 
     def set_start(self, int64_t start_ns):
         self.n.start_ns = start_ns
+
+    def set_answer_delay(self, int64_t ns):
+        """Tests only: hold each call this long before answering it."""
+        self.n.answer_delay_ns = ns
 
     def report(self):
         """Everything seen so far, as plain data."""

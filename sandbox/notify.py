@@ -12,7 +12,6 @@ import struct
 from typing import Iterable, Optional
 
 from . import _core
-from .policy import action_name
 
 RET_ACTION_FULL = 0xFFFF0000
 RET_KILL_PROCESS = 0x80000000
@@ -95,7 +94,7 @@ def record(raw: dict) -> dict:
     """One record from the supervisor's raw form."""
     arch = _arch_of(raw["arch"], raw["nr"])
     action, errno = _action_fields(raw["action"])
-    rec = {"pid": raw["pid"], "arch": arch, "nr": raw["nr"],
+    rec = {"pid": raw["pid"], "tid": raw["tid"], "vpid": raw["vpid"], "arch": arch, "nr": raw["nr"],
            "syscall": syscall_of(arch, raw["nr"]), "args": list(raw["args"]), "ip": raw["ip"],
            "time": round(raw["t_ns"] / 1e9, 6), "action": action, "errno": errno}
     if raw.get("answer"):
@@ -130,7 +129,3 @@ def describe_action(word: str, errno: Optional[int]) -> str:
         import errno as errno_mod
         return "ERRNO(%s)" % errno_mod.errorcode.get(errno, errno)
     return word
-
-
-def ret_name(ret: int) -> str:
-    return action_name(ret)

@@ -261,6 +261,7 @@ class Sandbox:
         if self.log_records < 0:
             raise ValueError("log_records must be >= 0")
         self.notify_program = None
+        self._notify_answer_delay_ns = 0  # tests: make a call wait for its answer
         if self.filter is None:
             return
         can_return = notify.returns(self.filter.program)
@@ -408,6 +409,8 @@ class Sandbox:
             if self.notify_program is not None:
                 try:
                     notifier = _core.Notifier(self.filter.program, self.log_records)
+                    if self._notify_answer_delay_ns:
+                        notifier.set_answer_delay(self._notify_answer_delay_ns)
                 except OSError as e:
                     return self._setup_error(argv, limits, "seccomp-listener",
                                              "cannot supervise notifications: %s" % e, e.errno)

@@ -8,6 +8,12 @@ Profiles: sandbox.profile.load(); compiled filters: sandbox.filter.compile_polic
 """
 __version__ = "0.1.0"
 
+import logging as _logging
+
+# a library logs, the application decides where it goes ("sandbox.seccomp": one record per
+# distinct logged or denied syscall of a run)
+_logging.getLogger("sandbox").addHandler(_logging.NullHandler())
+
 from .result import Result  # noqa: E402
 from .runner import DEVNULL, INHERIT, PIPE, Sandbox, run  # noqa: E402
 

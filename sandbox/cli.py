@@ -48,6 +48,23 @@ def _add_resolution_options(g, run: bool = False) -> None:
                    help="treat warnings (unknown keys, unknown syscalls, ...) as errors")
 
 
+def _add_log_options(g) -> None:
+    g.add_argument("--log-backend", choices=("notify", "kernel", "none"), default="notify",
+                   help="how SCMP_ACT_LOG calls are collected: notify (default: answered by the "
+                        "sandbox itself, every call recorded, the program sees no difference), "
+                        "kernel (the kernel's own LOG action, read back from /dev/kmsg, which "
+                        "rate-limits), none")
+    g.add_argument("--report-denials", action="store_true",
+                   help="also record calls the filter denies (ERRNO, KILL) with their arguments; "
+                        "they are answered exactly as the filter would (a KILL becomes a SIGKILL "
+                        "from the sandbox, and the Result names the syscall)")
+    g.add_argument("--log-records", metavar="N", type=int, default=100,
+                   help="full records (all six arguments, pid, time) kept for the first N calls; "
+                        "every call is still counted per syscall (default: 100)")
+    g.add_argument("--quiet-log", action="store_true",
+                   help="do not print the summary of logged/denied calls on stderr")
+
+
 def _add_profile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("profile", metavar="PROFILE", help="profile path or built-in name")
     _add_resolution_options(p.add_argument_group(
@@ -128,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "gets one: it cannot see or signal other processes by pid, and everything "
                         "it starts dies with it)")
     _add_resolution_options(p.add_argument_group("profile resolution"), run=True)
+    _add_log_options(p.add_argument_group("seeing what the filter did"))
     p.add_argument("--json", action="store_true",
                    help="capture stdout/stderr and print one JSON Result")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARG...")
@@ -316,7 +334,9 @@ def cmd_run(args) -> int:
                      file_size=parse_size(args.file_size_limit), processes=args.processes,
                      open_files=args.open_files, env=args.env, inherit_env=args.inherit_env,
                      cwd=args.cwd, user=args.user,
-                     pid_namespace=False if args.no_pid_namespace else None)
+                     pid_namespace=False if args.no_pid_namespace else None,
+                     log_backend=args.log_backend, report_denials=args.report_denials,
+                     log_records=args.log_records)
     except (ValueError, SetupRefused) as e:  # ProfileError is a ValueError
         print("sandbox: %s" % e, file=sys.stderr)
         return 125
@@ -337,6 +357,10 @@ def cmd_run(args) -> int:
         print(json.dumps(result.to_json(), indent=2))
     elif result.verdict not in ("OK", "NONZERO_EXIT"):
         print("sandbox: %s" % result.describe(), file=sys.stderr)
+    if not args.quiet_log:
+        from .syscall_report import summary_lines
+        for line in summary_lines(result.seccomp_log):
+            print("sandbox: " + line, file=sys.stderr)
     return run_exit_status(result)
 
 

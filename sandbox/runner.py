@@ -13,7 +13,7 @@ import signal
 import threading
 from typing import Optional, Sequence
 
-from . import _core, builtin, notify, profile as _profile
+from . import _core, builtin, notify, profile as _profile, syscall_report
 from .filter import Filter, compile_policy
 from .limits import Limits
 from .policy import Policy, RET_ALLOW, RET_LOG, json_action_name
@@ -466,6 +466,7 @@ class Sandbox:
                     os.close(pidfd)
             stats = cg.stats() if cg else {}
             log = notify.seccomp_log(notifier.report()) if notifier is not None else None
+            syscall_report.emit_logging(log, argv)
             result = self._verdict(argv, limits, pid, raw, cg, stats,
                                    capture_out=stdout is PIPE, capture_err=stderr is PIPE,
                                    log=log)

@@ -177,3 +177,49 @@ def test_an_unprivileged_supervisor_takes_the_listener_too():
     assert out.returncode == 0, out.stderr
     verdict, total = json.loads(out.stdout)
     assert verdict == "OK" and total >= 25
+
+
+def test_cli_prints_a_summary_and_the_json_carries_the_records(tmp_path):
+    prof = tmp_path / "p.json"
+    prof.write_text(json.dumps(profile(getppid="SCMP_ACT_LOG",
+                                       socket=("SCMP_ACT_ERRNO", 97))))
+    code = ("import os, socket\nos.getppid(); os.getppid()\n"
+            "try:\n socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n"
+            "except OSError as e:\n print(e.errno)\n")
+    out = subprocess.run([sys.executable, "-m", "sandbox", "run", "--profile", str(prof),
+                          "--report-denials", "--json", "--", sys.executable, "-c", code],
+                         capture_output=True, text=True, cwd=str(S.REPO))
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["stdout"] == "97\n"
+    counts = {(e["syscall"], e["action"]): e["count"] for e in result["seccomp_log"]["syscalls"]}
+    assert counts == {("getppid", "LOG"): 2, ("socket", "ERRNO"): 1}
+    assert "ERRNO(EAFNOSUPPORT)" in out.stderr
+    assert "socket(AF_INET6, SOCK_DGRAM" in out.stderr
+    assert "LOG" in out.stderr and "x2" in out.stderr
+    quiet = subprocess.run([sys.executable, "-m", "sandbox", "run", "--profile", str(prof),
+                            "--quiet-log", "--", sys.executable, "-c", code],
+                           capture_output=True, text=True, cwd=str(S.REPO))
+    assert quiet.returncode == 0 and quiet.stdout == "97\n" and quiet.stderr == ""
+
+
+def test_python_logging_gets_one_record_per_distinct_syscall(caplog):
+    import logging
+    sb = Sandbox(profile(getppid="SCMP_ACT_LOG", getpgrp="SCMP_ACT_LOG"))
+    with caplog.at_level(logging.INFO, logger="sandbox.seccomp"):
+        r = sb.run([sys.executable, "-c",
+                    "import os\nfor _ in range(5): os.getppid()\nos.getpgrp()"])
+    assert r.verdict == "OK"
+    records = [rec for rec in caplog.records if rec.name == "sandbox.seccomp"]
+    assert sorted(rec.seccomp["syscall"] for rec in records) == ["getpgrp", "getppid"]
+    assert all(rec.levelno == logging.INFO for rec in records)
+
+
+def test_argument_decoding():
+    from sandbox.syscall_report import decode_args
+    assert decode_args("socket", [2, 1 | 0o2000000, 0]) == "AF_INET, SOCK_STREAM|SOCK_CLOEXEC, 0"
+    assert decode_args("socket", [40, 1, 0]).startswith("AF_VSOCK")
+    assert decode_args("clone", [0x20000000 | 17, 0, 0]) == "CLONE_NEWPID|SIGCHLD, 0, 0"
+    assert decode_args("openat", [0xFFFFFF9C, 0x1000, 0o2000000 | 0o100 | 1, 0o644]) \
+        .endswith("O_WRONLY|O_CREAT|O_CLOEXEC")
+    assert decode_args("getppid", None) == "?"

@@ -56,27 +56,34 @@ void sb_notify_free(struct sb_notify *n)
 	n->nagg = n->agg_cap = n->nrecs = 0;
 }
 
-static uint32_t agg_hash(uint32_t arch, int32_t nr, uint32_t action)
+static uint32_t agg_hash(uint32_t arch, int32_t nr, uint32_t action, uint64_t keyval)
 {
 	uint64_t h = ((uint64_t)arch << 32 | (uint32_t)nr) * 0x9e3779b97f4a7c15ULL;
 
-	return (uint32_t)((h ^ action * 0xff51afd7ed558ccdULL) >> 32);
+	h ^= (action ^ keyval * 0xc2b2ae3d27d4eb4fULL) * 0xff51afd7ed558ccdULL;
+	return (uint32_t)(h >> 32);
 }
 
-static struct sb_notify_agg *agg_slot(struct sb_notify_agg *tab, uint32_t cap, uint32_t arch,
-				      int32_t nr, uint32_t action)
+static int agg_same(const struct sb_notify_agg *e, const struct sb_notify_agg *k)
 {
-	for (uint32_t i = agg_hash(arch, nr, action) & (cap - 1);; i = (i + 1) & (cap - 1)) {
+	return e->arch == k->arch && e->nr == k->nr && e->action == k->action &&
+	       e->keyval == k->keyval;
+}
+
+static struct sb_notify_agg *agg_slot(struct sb_notify_agg *tab, uint32_t cap,
+				      const struct sb_notify_agg *k)
+{
+	for (uint32_t i = agg_hash(k->arch, k->nr, k->action, k->keyval) & (cap - 1);;
+	     i = (i + 1) & (cap - 1)) {
 		struct sb_notify_agg *e = &tab[i];
 
-		if (!e->used || (e->arch == arch && e->nr == nr && e->action == action))
+		if (!e->used || agg_same(e, k))
 			return e;
 	}
 }
 
-/* The entry for (arch, nr, action), created if new; NULL only when memory ran out. */
-static struct sb_notify_agg *agg_entry(struct sb_notify *n, uint32_t arch, int32_t nr,
-				       uint32_t action)
+/* The entry for the key `k`, created if new; NULL only when memory ran out. */
+static struct sb_notify_agg *agg_entry(struct sb_notify *n, const struct sb_notify_agg *k)
 {
 	struct sb_notify_agg *e;
 
@@ -88,18 +95,15 @@ static struct sb_notify_agg *agg_entry(struct sb_notify *n, uint32_t arch, int32
 			return NULL;
 		for (uint32_t i = 0; i < n->agg_cap; i++)
 			if (n->agg[i].used)
-				*agg_slot(tab, cap, n->agg[i].arch, n->agg[i].nr, n->agg[i].action) =
-					n->agg[i];
+				*agg_slot(tab, cap, &n->agg[i]) = n->agg[i];
 		free(n->agg);
 		n->agg = tab;
 		n->agg_cap = cap;
 	}
-	e = agg_slot(n->agg, n->agg_cap, arch, nr, action);
+	e = agg_slot(n->agg, n->agg_cap, k);
 	if (!e->used) {
+		*e = *k;
 		e->used = 1;
-		e->arch = arch;
-		e->nr = nr;
-		e->action = action;
 		n->nagg++;
 	}
 	return e;
@@ -107,7 +111,15 @@ static struct sb_notify_agg *agg_entry(struct sb_notify *n, uint32_t arch, int32
 
 static void note(struct sb_notify *n, const struct sb_notify_rec *r)
 {
-	struct sb_notify_agg *e = agg_entry(n, r->arch, r->nr, r->action);
+	struct sb_notify_agg key = {.arch = r->arch, .nr = r->nr, .action = r->action};
+	struct sb_notify_agg *e;
+
+	for (uint32_t i = 0; i < n->nkeys; i++)
+		if (n->keys[i].arch == r->arch && n->keys[i].nr == r->nr) {
+			key.keyval = r->args[n->keys[i].index % 6] & n->keys[i].mask;
+			break;
+		}
+	e = agg_entry(n, &key);
 
 	n->total++;
 	if (n->nrecs < n->max_records)

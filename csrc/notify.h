@@ -29,10 +29,22 @@ struct sb_notify_rec {
 				     caller was gone, e.g. killed while the call was pending) */
 };
 
+/* Calls of (arch, nr) are counted apart by the value of one argument (masked): socket families,
+ * clone's namespace flags, personalities -- what a learned profile writes rules for. */
+struct sb_notify_key {
+	uint32_t arch;
+	int32_t nr;
+	uint32_t index;
+	uint64_t mask;
+};
+
+#define SB_NOTIFY_KEYS 32
+
 struct sb_notify_agg {
 	uint32_t arch;
 	int32_t nr;
 	uint32_t action;
+	uint64_t keyval;          /* the keyed argument's masked value, 0 when not keyed */
 	uint32_t npids;
 	uint64_t count;
 	uint32_t pids[SB_NOTIFY_PIDS];
@@ -46,6 +58,8 @@ struct sb_notify {
 	uint32_t truth_len;
 	uint32_t max_records;     /* full records kept (the first ones) */
 	int64_t start_ns;
+	struct sb_notify_key keys[SB_NOTIFY_KEYS];
+	uint32_t nkeys;
 	/* state */
 	int listener;             /* -1 until the child has handed it over */
 	void *req, *resp;         /* kernel-sized buffers */

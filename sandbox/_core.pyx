@@ -375,10 +375,16 @@ cdef extern from "notify.h" nogil:
         int32_t nr
         uint32_t action
         int32_t answer
+    struct sb_notify_key:
+        uint32_t arch
+        int32_t nr
+        uint32_t index
+        uint64_t mask
     struct sb_notify_agg:
         uint32_t arch
         int32_t nr
         uint32_t action
+        uint64_t keyval
         uint32_t npids
         uint64_t count
         uint32_t pids[8]
@@ -389,6 +395,8 @@ cdef extern from "notify.h" nogil:
         uint32_t truth_len
         uint32_t max_records
         int64_t start_ns
+        sb_notify_key keys[32]
+        uint32_t nkeys
         int listener
         int64_t answer_delay_ns
         sb_notify_rec *recs
@@ -549,8 +557,16 @@ cdef class Notifier:
     cdef bytes _truth
     cdef bint _ready
 
-    def __cinit__(self, bytes truth, uint32_t max_records=100, int64_t start_ns=0):
+    def __cinit__(self, bytes truth, uint32_t max_records=100, int64_t start_ns=0, keys=()):
+        """keys: [(audit_arch, nr, arg index, mask)]: count those calls apart by that
+        argument's masked value (at most 32)."""
         memset(&self.n, 0, sizeof(self.n))
+        for arch, nr, index, mask in keys[:32]:
+            self.n.keys[self.n.nkeys].arch = arch
+            self.n.keys[self.n.nkeys].nr = nr
+            self.n.keys[self.n.nkeys].index = index
+            self.n.keys[self.n.nkeys].mask = mask
+            self.n.nkeys += 1
         self._truth = truth
         self.n.truth = <const sock_filter *><const char *>self._truth
         self.n.truth_len = <uint32_t>(len(truth) // 8)
@@ -582,6 +598,7 @@ cdef class Notifier:
             if not e.used:
                 continue
             entries.append({"arch": e.arch, "nr": e.nr, "action": e.action, "count": e.count,
+                            "key": e.keyval,
                             "pids": [e.pids[k] for k in range(e.npids)],
                             "first": _rec_dict(&e.first)})
         entries.sort(key=lambda d: d["first"]["t_ns"])

@@ -151,6 +151,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARG...")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("learn", help="run a command and write the profile it needs",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Run CMD with every syscall that BASE does not allow logged "
+                                   "(nothing is denied; the notification backend records every "
+                                   "call), then write a minimal Docker-format profile: "
+                                   "defaultAction SCMP_ACT_ERRNO, the syscalls CMD made, argument "
+                                   "rules for socket families, clone's namespace flags and "
+                                   "personality, an archMap for this host, and a comment naming "
+                                   "the command and the date. --merge adds an earlier learned "
+                                   "profile, so several runs (inputs, code paths) add up.",
+                       epilog=LEARN_EPILOG)
+    p.add_argument("--profile", metavar="BASE",
+                   help="start from this profile: what it allows stays allowed (default: none, "
+                        "so the result lists exactly what CMD used)")
+    p.add_argument("-o", "--output", metavar="OUT.json",
+                   help="write the profile here (default: stdout)")
+    p.add_argument("--merge", metavar="OLD.json", help="merge with an earlier learned profile")
+    p.add_argument("--wall-limit", metavar="S", help="wall-clock seconds for the learning run")
+    p.add_argument("--stdin", metavar="FILE", help="read stdin from FILE (default: /dev/null)")
+    p.add_argument("--env", metavar="K=V", action="append", default=[],
+                   help="set a variable (repeatable)")
+    p.add_argument("--inherit-env", action="store_true", help="start from this environment")
+    p.add_argument("--cwd", metavar="DIR", help="working directory")
+    p.add_argument("--quiet", action="store_true", help="let the command's output through "
+                   "without the summary on stderr")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARG...")
+    p.set_defaults(func=cmd_learn)
+
     from . import batch
     batch.add_parser(sub)
 
@@ -168,6 +196,17 @@ exit status (like coreutils timeout):
   125    the sandbox itself failed: bad profile, a profile that denies execve, set-up error
   126    the command was found but could not be executed
   127    the command was not found
+"""
+
+
+LEARN_EPILOG = """\
+example:
+  sandbox learn -o app.json -- python3 app.py           # learn
+  sandbox learn --merge app.json -o app.json -- python3 app.py --other-path
+  sandbox run --profile app.json -- python3 app.py      # enforce
+
+exit status: as `sandbox run` (the command's own status, 128+N, 124, 125, 126, 127); the profile
+is written whenever the command ran, even if it failed.
 """
 
 
@@ -361,6 +400,48 @@ def cmd_run(args) -> int:
         from .syscall_report import summary_lines
         for line in summary_lines(result.seccomp_log):
             print("sandbox: " + line, file=sys.stderr)
+    return run_exit_status(result)
+
+
+def cmd_learn(args) -> int:
+    from .learn import learn, load_learned
+    from .limits import parse_seconds
+    from .runner import INHERIT
+
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        print("sandbox learn: no command given (sandbox learn [OPTIONS] -- CMD ARG...)",
+              file=sys.stderr)
+        return 125
+    try:
+        merge = load_learned(args.merge) if args.merge else None
+        base = _source(args.profile) if args.profile else None
+        stdin_file = open(args.stdin, "rb") if args.stdin else None
+    except (OSError, ValueError) as e:
+        print("sandbox learn: %s" % e, file=sys.stderr)
+        return 125
+    try:
+        result, learned = learn(cmd, base, merge=merge, stdin=stdin_file, stdout=INHERIT,
+                                stderr=INHERIT, timeout=parse_seconds(args.wall_limit),
+                                env=args.env, inherit_env=args.inherit_env, cwd=args.cwd)
+    finally:
+        if stdin_file:
+            stdin_file.close()
+    if result.verdict == "SETUP_ERROR":
+        print("sandbox learn: %s" % result.describe(), file=sys.stderr)
+        return 125
+    text = json.dumps(learned, indent=2) + "\n"
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    if not args.quiet:
+        rules = learned["syscalls"]
+        plain = sum(len(r["names"]) for r in rules if not r.get("args"))
+        print("sandbox learn: %s; %d syscalls allowed, %d argument rules%s" % (
+            result.describe(), plain, sum(1 for r in rules if r.get("args")),
+            " -> %s" % args.output if args.output else ""), file=sys.stderr)
     return run_exit_status(result)
 
 

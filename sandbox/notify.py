@@ -12,6 +12,7 @@ import struct
 from typing import Iterable, Optional
 
 from . import _core
+from .syscall_report import KEYED
 
 RET_ACTION_FULL = 0xFFFF0000
 RET_KILL_PROCESS = 0x80000000
@@ -90,6 +91,18 @@ def _action_fields(ret: int) -> tuple:
     return word, (ret & 0xFFFF) if action == RET_ERRNO else None
 
 
+def keys_for(arches: Iterable[str]) -> list:
+    """The supervisor's argument keys (syscall_report.KEYED) on every arch of a policy."""
+    keys = []
+    for arch in arches:
+        audit = _core.arch_info(arch)["audit_arch"]
+        for name, (index, mask) in KEYED.items():
+            nr = _core.syscall_nr(arch, name)
+            if nr >= 0:
+                keys.append((audit, nr, index, mask))
+    return keys
+
+
 def record(raw: dict) -> dict:
     """One record from the supervisor's raw form."""
     arch = _arch_of(raw["arch"], raw["nr"])
@@ -107,9 +120,13 @@ def seccomp_log(report: dict, *, backend: str = "notify") -> dict:
     syscalls = []
     for e in report["entries"]:
         first = record(e["first"])
-        syscalls.append({"syscall": first["syscall"], "arch": first["arch"], "nr": first["nr"],
-                         "action": first["action"], "errno": first["errno"],
-                         "count": e["count"], "pids": e["pids"], "first": first})
+        entry = {"syscall": first["syscall"], "arch": first["arch"], "nr": first["nr"],
+                 "action": first["action"], "errno": first["errno"],
+                 "count": e["count"], "pids": e["pids"], "first": first}
+        if first["syscall"] in KEYED:
+            # counted apart by this argument (masked): socket family, clone namespace flags...
+            entry["key"] = e["key"]
+        syscalls.append(entry)
     records = [record(r) for r in report["records"]]
     complete = not report["error"]
     return {

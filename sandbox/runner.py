@@ -272,6 +272,7 @@ class Sandbox:
             wanted |= can_return & notify.DENIED
         if wanted:
             self.notify_program = notify.rewrite(self.filter.program, wanted)
+            self.notify_keys = notify.keys_for(self.policy.arches)
 
     def _base_env(self, env, inherit_env) -> dict:
         base = dict(os.environ) if inherit_env else dict(DEFAULT_ENV)
@@ -408,7 +409,8 @@ class Sandbox:
             notifier = None
             if self.notify_program is not None:
                 try:
-                    notifier = _core.Notifier(self.filter.program, self.log_records)
+                    notifier = _core.Notifier(self.filter.program, self.log_records,
+                                              keys=self.notify_keys)
                     if self._notify_answer_delay_ns:
                         notifier.set_answer_delay(self._notify_answer_delay_ns)
                 except OSError as e:

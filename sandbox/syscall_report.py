@@ -32,6 +32,15 @@ CLONE_FLAGS = (
 # every namespace flag: what Docker's clone rule keys on
 CLONE_NAMESPACES = 0x7E020080
 
+# syscall -> (argument index, mask): calls counted apart by this argument's masked value, so a
+# report says which socket families, namespace flags or personalities were asked for (and a
+# learned profile can write argument rules for them)
+KEYED = {
+    "socket": (0, 0xFFFFFFFF),
+    "clone": (0, CLONE_NAMESPACES),
+    "personality": (0, 0xFFFFFFFF),
+}
+
 _OPEN_ACCESS = {0: "O_RDONLY", 1: "O_WRONLY", 2: "O_RDWR"}
 _OPEN_FLAGS = (
     (0o100, "O_CREAT"), (0o200, "O_EXCL"), (0o400, "O_NOCTTY"), (0o1000, "O_TRUNC"),

@@ -16,6 +16,21 @@
 #include "notify.h"
 #include "watch.h"
 
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+
+void sb_notify_attach(struct sb_notify *n, int listener)
+{
+	n->listener = listener;
+	/* Linux 6.6+: the caller and we hand the CPU to each other directly instead of waking
+	 * through the scheduler, which is most of a notification's cost (older kernels: EINVAL) */
+	ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
+}
+
 int sb_notify_init(struct sb_notify *n)
 {
 	struct seccomp_notif_sizes sizes;

@@ -81,6 +81,9 @@ struct sb_notify {
 /* Prepare `n` (in fields set, the rest zero). Returns 0 or -1 with errno. */
 int sb_notify_init(struct sb_notify *n);
 
+/* Take over the listener descriptor handed over by the child. */
+void sb_notify_attach(struct sb_notify *n, int listener);
+
 /* Receive and answer one pending notification (call when the listener polls readable).
  * Returns 0, or -1 when the listener is finished (no task can notify any more). */
 int sb_notify_serve(struct sb_notify *n);

@@ -427,7 +427,7 @@ static ssize_t await_exec_notified(const struct sb_spawn_req *req, struct notifi
 	struct sb_notify *n = req->notify;
 	struct pollfd p[2] = {{pipe_r, POLLIN, 0}, {-1, POLLIN, 0}};
 	struct timespec spin = {0, 20000};
-	int owner = nt->pidfd, cmd = -1;
+	int owner = nt->pidfd, cmd = -1, listener;
 
 	while (!__atomic_load_n(&nt->hs->ready, __ATOMIC_ACQUIRE)) {
 		int rc = ppoll(p, 1, &spin, NULL);
@@ -443,17 +443,18 @@ static ssize_t await_exec_notified(const struct sb_spawn_req *req, struct notifi
 		cmd = (int)syscall(SYS_pidfd_getfd, nt->pidfd, nt->hs->cmd_pidfd, 0);
 		owner = cmd;
 	}
-	n->listener = owner < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, owner, nt->hs->listener, 0);
+	listener = owner < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, owner, nt->hs->listener, 0);
 	if (cmd >= 0) {
 		int saved = errno;
 
 		close(cmd);
 		errno = saved;
 	}
-	if (n->listener < 0) {
+	if (listener < 0) {
 		*stage = SB_STAGE_LISTENER;
 		return -1;
 	}
+	sb_notify_attach(n, listener);
 	__atomic_store_n(&nt->hs->taken, 1, __ATOMIC_RELEASE);
 	p[1].fd = n->listener;
 	for (;;) {

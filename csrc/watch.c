@@ -169,7 +169,7 @@ int sb_watch(struct sb_watch *w)
 	for (;;) {
 		struct pollfd pfd[5];
 		struct sb_stream *which[5] = {NULL, NULL, NULL, NULL, NULL};
-		int n = 0, timeout_ms = -1;
+		int n = 0, timeout_ms = -1, exited = 0;
 		int64_t now = sb_now_ns(), wake = INT64_MAX;
 
 		/* limits */
@@ -245,7 +245,9 @@ int sb_watch(struct sb_watch *w)
 		for (int i = 0; i < n; i++) {
 			if (!pfd[i].revents)
 				continue;
-			if (which[i]) {
+			if (pfd[i].fd == w->pidfd && !w->reaped) {
+				exited = 1;
+			} else if (which[i]) {
 				if (drain(w, which[i]))
 					close_stream(which[i]);
 			} else if (w->notify && pfd[i].fd == w->notify->listener) {
@@ -266,7 +268,9 @@ int sb_watch(struct sb_watch *w)
 				}
 			}
 		}
-		if (!w->reaped && reap(w, WNOHANG)) {
+		/* with a pidfd, only its readiness says the process exited: no wait4 per wakeup
+		 * (a run answering notifications wakes us once per call) */
+		if (!w->reaped && (exited || w->pidfd < 0) && reap(w, WNOHANG)) {
 			w->reaped = 1;
 			/* the main process is gone: nothing it started may outlive it */
 			sb_watch_kill_tree(w);

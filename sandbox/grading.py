@@ -74,9 +74,9 @@ class GradeError(ValueError):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Test(Job):
-    """One test: a batch Job (the solution command, limits) plus what judges its output."""
-    input_file: str = ""
-    answer_file: str = ""
+    """One test: a batch Job (the solution command, limits; stdin_file = NAME.in, expect_file
+    = NAME.out, the answer handed to the checker) plus its points and checker."""
+    __test__ = False    # not a pytest class
     points: float = 1
     checker: Checker = Checker("exact")
 
@@ -84,6 +84,7 @@ class Test(Job):
 @dataclasses.dataclass(eq=False)
 class TestResult(JobResult):
     """A JobResult (job: the Test, result: the solution's Result) with the grading verdict."""
+    __test__ = False
     verdict: str = "SE"
     points: float = 0
     message: str = ""
@@ -331,8 +332,8 @@ def load_tests(tests_dir, solution_cmd: Sequence[str], *, checker="exact", time_
         s = {**fallback, **defaults, **per_test.get(name, {})}
         tests.append(Test(
             name=name, cmd=tuple(cmd), index=index, where="test.%s" % name,
-            env=dict(env or {}), input_file=os.path.join(tests_dir, name + ".in"),
-            answer_file=os.path.join(tests_dir, name + ".out"), **s))
+            env=dict(env or {}), stdin_file=os.path.join(tests_dir, name + ".in"),
+            expect_file=os.path.join(tests_dir, name + ".out"), **s))
     return tests
 
 
@@ -419,12 +420,12 @@ def _check(test: Test, result: Result, scratch: _Scratch, profile: str, batch_ke
     output = result.stdout or b""
     checker = test.checker
     if checker.kind != "command":
-        with open(test.input_file, "rb") as f_in, open(test.answer_file, "rb") as f_ans:
+        with open(test.stdin_file, "rb") as f_in, open(test.expect_file, "rb") as f_ans:
             input_data = f_in.read() if checker.kind == "callable" else b""
             ok, message = checkers.compare(checker, input_data, output, f_ans.read())
         return ("AC" if ok else "WA"), message, None
     out_path = scratch.write_output(output)
-    files = (test.input_file, out_path, test.answer_file)
+    files = (test.stdin_file, out_path, test.expect_file)
     sb = batch._sandbox_for(profile, batch_key)
     r = sb.run(list(checker.argv) + list(files),
                **run_keywords(test, cwd=checker.cwd, readable=files, for_checker=True))
@@ -441,7 +442,7 @@ def run_test(test: Test, default_profile: str = DEFAULT_PROFILE, batch_key=None,
     try:
         scratch = _Scratch(user)
         sb = batch._sandbox_for(profile, batch_key, user)
-        with open(test.input_file, "rb") as f:
+        with open(test.stdin_file, "rb") as f:
             stdin = f.read()
         result = sb.run(list(test.cmd), stdin=stdin,
                         **run_keywords(test, cwd=scratch.work, writable=(scratch.work,)))
@@ -468,7 +469,7 @@ def _as_test_result(jr: JobResult) -> TestResult:
     failed), as an SE; an interrupted test keeps its verdict and is marked interrupted."""
     if isinstance(jr, TestResult):
         if jr.interrupted:
-            jr.points = 0
+            jr.points, jr.message = 0, "interrupted: killed by Ctrl-C or SIGTERM"
         return jr
     message = "; ".join(jr.failures) or "the test did not run"
     return TestResult(job=jr.job, result=jr.result, passed=False, failures=[message],
@@ -487,7 +488,8 @@ def grade(solution_cmd, tests_dir, *, checker="exact", profile: str = DEFAULT_PR
     tests_dir and return the GradeReport. Limits and checker are the defaults for tests that
     tests.toml does not configure (see the module docstring); relative paths in the command
     and checker are relative to the current directory. jobs: tests run at once (default: the
-    number of CPUs); executor, on_result, on_progress, user: as for batch.run_batch.
+    number of CPUs); executor, on_result, on_progress, user: as for batch.run_batch (user:
+    the solution's; a command checker runs as this process's user, under the same profile).
 
     Raises GradeError when grading cannot start (tests directory, tests.toml, checker,
     profile); batch.BatchInterrupted (a KeyboardInterrupt, with .results) on Ctrl-C."""
@@ -497,13 +499,15 @@ def grade(solution_cmd, tests_dir, *, checker="exact", profile: str = DEFAULT_PR
     batch_key = uuid.uuid4().hex
     try:  # compile once, here, so that a bad profile is one error instead of n SEs
         batch._sandbox_for(profile, batch_key, user)
-    except Exception as e:
-        raise GradeError("profile %s: %s" % (profile, e)) from None
+    except Exception as e:  # ProfileError; SetupRefused for a user that does not exist
+        what = "user %s" % user if type(e).__name__ == "SetupRefused" else "profile %s" % profile
+        raise GradeError("%s: %s" % (what, e)) from None
     start = time.monotonic()
     results = batch.run_batch(
         tests, jobs_parallel=jobs, executor=executor, default_profile=profile, user=user,
         on_result=(lambda jr: on_result(_as_test_result(jr))) if on_result else None,
-        on_progress=on_progress, work=run_test, batch_key=batch_key)
+        on_progress=on_progress, work=run_test, batch_key=batch_key,
+        grace=0)  # on Ctrl-C a test's verdict no longer matters: kill at once
     return GradeReport(solution=list(tests[0].cmd), tests_dir=os.path.abspath(tests_dir),
                        profile=profile, tests=[_as_test_result(jr) for jr in results],
                        elapsed=time.monotonic() - start)

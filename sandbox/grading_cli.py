@@ -184,13 +184,13 @@ def cmd_grade(args) -> int:
                        jobs=args.parallel, time_limit=args.time_limit,
                        wall_limit=args.wall_limit, memory_limit=args.memory_limit,
                        output_limit=args.output_limit, user=args.user, on_progress=progress)
-        interrupted = False
+        interrupted = None
     except GradeError as e:
         print("sandbox grade: %s" % e, file=err)
         return EXIT_SANDBOX
     except batch.BatchInterrupted as e:
         from .grading import _as_test_result
-        interrupted = True
+        interrupted = len(e.not_run)
         report = GradeReport(solution=cmd, tests_dir=os.path.abspath(args.tests),
                              profile=args.profile,
                              tests=[_as_test_result(jr) for jr in e.results],
@@ -214,10 +214,11 @@ def cmd_grade(args) -> int:
         except OSError as e:
             print("sandbox grade: --junit %s: %s" % (args.junit, e.strerror or e), file=err)
             return EXIT_SANDBOX
-    if interrupted:
-        print("sandbox grade: %s; %d of the tests finished" % (
-            "terminated (SIGTERM)" if terminated else "interrupted", len(report.tests)),
-            file=err)
+    if interrupted is not None:
+        killed = sum(1 for t in report.tests if t.interrupted)
+        print("sandbox grade: %s: %d finished, %d killed, %d not run" % (
+            "terminated (SIGTERM)" if terminated else "interrupted",
+            len(report.tests) - killed, killed, interrupted), file=err)
         return 128 + signal.SIGTERM if terminated else EXIT_INTERRUPTED
     return exit_status(report)
 

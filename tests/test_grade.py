@@ -9,8 +9,11 @@ import json
 import os
 import pathlib
 import platform
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import xml.etree.ElementTree as ET
 
@@ -24,6 +27,10 @@ from sandbox.grading_cli import _solution_argv
 from sandbox.result import Result
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "probes" / "runner"))
+import runner_support as S  # noqa: E402
+from waiting import wait_for  # noqa: E402
+
 EXAMPLE = REPO / "examples" / "grading"
 PY = sys.executable if os.access(sys.executable, os.X_OK) else "python3"
 
@@ -63,10 +70,13 @@ def verdicts(report) -> dict:
     return {t.name: t.verdict for t in report.tests}
 
 
+def cli_argv(*args) -> list:
+    return [sys.executable, "-m", "sandbox", "grade"] + [str(a) for a in args]
+
+
 def cli(*args, cwd=REPO):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "sandbox", "grade"] + [str(a) for a in args],
-                          capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+    return subprocess.run(cli_argv(*args), capture_output=True, text=True, cwd=cwd,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=300)
 
 
 # ------------------------------------------------------------------------------ checkers: unit
@@ -177,7 +187,7 @@ def test_tests_are_found_in_natural_order(tmp_path):
     tests = load_tests(d, ["true"])
     assert [t.name for t in tests] == ["1", "2", "10", "a9", "a10", "b"]
     assert [t.index for t in tests] == list(range(6))
-    assert tests[0].input_file == str(d / "1.in") and tests[0].answer_file == str(d / "1.out")
+    assert tests[0].stdin_file == str(d / "1.in") and tests[0].expect_file == str(d / "1.out")
     assert sorted(["x2", "x10", "x1"], key=natural_key) == ["x1", "x2", "x10"]
 
 
@@ -312,6 +322,8 @@ def test_bad_arguments_and_profile(tmp_path):
         sandbox.grade([], d)
     with pytest.raises(GradeError, match=r"^profile no-such-profile: "):
         sandbox.grade(["true"], d, profile="no-such-profile")
+    with pytest.raises(GradeError, match=r"^user no-such-user-xyz: no such user"):
+        sandbox.grade(["true"], d, user="no-such-user-xyz")
 
 
 def test_solution_argv_forms():
@@ -386,8 +398,6 @@ def test_each_run_verdict(tmp_path):
 @needs_core
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="the probe makes an i386 call")
 def test_sv_when_the_grader_profile_kills_a_call(tmp_path):
-    sys.path.insert(0, str(REPO / "tests" / "probes" / "runner"))
-    import runner_support as S
     exe = S.probe("abi_call")          # skips without gcc
     d = make_tests(tmp_path, {"1": ("", "")})
     report = sandbox.grade([exe, "i386", "20"], d)     # getpid through int 0x80
@@ -573,8 +583,9 @@ def test_cli_json_is_the_api_report(tmp_path):
         """Everything but what differs between two runs (times, memory, pids, paths of
         scratch directories)."""
         out = {k: v for k, v in report.items() if k not in ("elapsed", "tests")}
-        out["tests"] = [{k: v for k, v in t.items() if k not in (
-            "cpu_time", "wall_time", "memory", "result", "checker_result")} for t in report["tests"]]
+        volatile = ("cpu_time", "wall_time", "memory", "result", "checker_result")
+        out["tests"] = [{k: v for k, v in t.items() if k not in volatile}
+                        for t in report["tests"]]
         return out
 
     assert stable(from_cli) == stable(from_api)
@@ -601,6 +612,47 @@ def test_cli_junit(tmp_path):
     cases = suite.findall("testcase")
     assert [c.get("classname") for c in cases] == ["sandbox.grade"] * 3
     assert cases[2].find("failure").get("type") == "WA"
+
+
+@needs_core
+def test_cli_ctrl_c_kills_the_running_tests_and_reports_the_rest(tmp_path):
+    mark = S.marker()
+    d = make_tests(tmp_path, {"1": ("", ""), "2": ("", ""), "3": ("", "")},
+                   '[defaults]\ntime_limit = "60s"\n')
+    sol = program(tmp_path, "spin.py", "while True:\n    pass\n") + [mark]
+    proc = subprocess.Popen(cli_argv("-j", "2", "--tests", d, "--", *sol), cwd=REPO,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(S.procs_with(mark)) >= 2, 30, "two tests running")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        S.kill_all_with(mark)
+    assert proc.returncode == 130, err
+    assert err.endswith("sandbox grade: interrupted: 0 finished, 2 killed, 1 not run\n")
+    rows = [line.split() for line in out.splitlines()[1:3]]
+    assert [r[0] for r in rows] == ["1", "2"] and all(r[1].endswith("*") for r in rows)
+    assert "interrupted" in out
+    assert S.wait_gone(mark) == []
+
+
+@needs_core
+@S.needs_root
+def test_user_runs_the_solution_as_that_user_in_a_scratch_dir_it_owns(tmp_path):
+    world = tempfile.mkdtemp(prefix="sandbox-grade-test-")
+    try:
+        os.chmod(world, 0o755)
+        sol = program(pathlib.Path(world), "who.py", """
+            import os
+            open("mine.txt", "w").write("written")
+            print(os.getuid(), os.getgid(), open("mine.txt").read())
+            """)
+        d = make_tests(tmp_path, {"1": ("", "65534 65534 written\n")})
+        report = sandbox.grade(sol, d, user="65534:65534")
+        assert verdicts(report) == {"1": "AC"}, report.tests[0].message
+    finally:
+        shutil.rmtree(world, ignore_errors=True)
 
 
 def test_cli_help_documents_checkers_verdicts_and_exit_statuses():

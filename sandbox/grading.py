@@ -193,7 +193,7 @@ def _discover(tests_dir: str) -> List[str]:
     return sorted(ins, key=natural_key)
 
 
-def _setting(key: str, value, where: str, base: str):
+def _setting(key: str, value, base: str):
     """A parsed setting, or raises ValueError with the message people see."""
     if key == "checker":
         try:
@@ -230,7 +230,7 @@ def _settings(entry, where: str, base: str, problems: List[str],
         if key == "name":
             continue
         try:
-            out[key] = _setting(key, value, where, base)
+            out[key] = _setting(key, value, base)
         except ValueError as e:
             problems.append("%s.%s: %s" % (where, key, e))
     return out
@@ -437,8 +437,7 @@ def run_test(test: Test, default_profile: str = DEFAULT_PROFILE, batch_key=None,
              user=None) -> TestResult:
     """Run and judge one test: the picklable work item handed to run_batch's executor."""
     profile = test.profile or default_profile
-    checked = None
-    scratch = None
+    result = checked = scratch = None
     try:
         scratch = _Scratch(user)
         sb = batch._sandbox_for(profile, batch_key, user)
@@ -453,7 +452,10 @@ def run_test(test: Test, default_profile: str = DEFAULT_PROFILE, batch_key=None,
             message = _run_message(verdict, result)
     except Exception as e:  # a profile that does not compile, an unreadable file, ...
         verdict, message = "SE", "%s: %s" % (type(e).__name__, e)
-        result = batch._error_result(test, profile, "grade", message)
+        if result is None:
+            result = batch._error_result(test, profile, "grade", message)
+        else:  # the solution ran (its Result stays); judging its output failed
+            message = "checker failed: " + message
     finally:
         if scratch is not None:
             scratch.remove()

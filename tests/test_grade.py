@@ -468,6 +468,18 @@ def test_the_solution_gets_stdin_and_an_empty_private_cwd(tmp_path):
 
 
 @needs_core
+def test_a_callable_checker_that_raises_is_an_se_and_keeps_the_run(tmp_path):
+    d = make_tests(tmp_path, {"1": ("", "")})
+
+    def broken(inp, out, ans):
+        raise RuntimeError("no idea")
+
+    t = sandbox.grade(["true"], d, checker=broken).tests[0]
+    assert (t.verdict, t.message) == ("SE", "checker failed: RuntimeError: no idea")
+    assert t.result.verdict == "OK" and t.wall_time > 0
+
+
+@needs_core
 def test_float_and_tokens_checkers_end_to_end(tmp_path):
     d = make_tests(tmp_path, {"1": ("", "0.333333 ok\n")})
     sol = program(tmp_path, "third.py", "print(1 / 3, '\\n\\n', 'ok')\n")

@@ -3,6 +3,7 @@
     import sandbox
     result = sandbox.run(["python3", "-c", "print(42)"], profile="default", timeout=2)
     sb = sandbox.Sandbox("grader", cpu_time=1, memory="256M")   # compile once, run many
+    report = sandbox.grade(["python3", "sol.py"], "tests/")     # NAME.in/NAME.out: verdicts
 
 Profiles: sandbox.profile.load(); compiled filters: sandbox.filter.compile_policy().
 """
@@ -16,5 +17,7 @@ _logging.getLogger("sandbox").addHandler(_logging.NullHandler())
 
 from .result import Result  # noqa: E402
 from .runner import DEVNULL, INHERIT, PIPE, Sandbox, run  # noqa: E402
+from .grading import GradeError, GradeReport, grade  # noqa: E402
 
-__all__ = ["run", "Sandbox", "Result", "PIPE", "INHERIT", "DEVNULL", "__version__"]
+__all__ = ["run", "Sandbox", "Result", "PIPE", "INHERIT", "DEVNULL", "grade", "GradeReport",
+           "GradeError", "__version__"]

@@ -669,11 +669,11 @@ def execute_job(job: Job, default_profile: str = "default", batch_key=None,
     return judge(job, _run(job, profile, batch_key, user))
 
 
-def _not_started(job, default_profile, batch_key, user, stop):
+def _not_started(job, default_profile, batch_key, user, stop, work=execute_job):
     """The thread pool's work item: like execute_job, but nothing starts once stop is set."""
     if stop.is_set():
         return None
-    return execute_job(job, default_profile, batch_key, user)
+    return work(job, default_profile, batch_key, user)
 
 
 # ============================================================================================
@@ -702,7 +702,7 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
               default_profile: str = "default",
               on_progress: Optional[Callable[[int, int, int], None]] = None,
               grace: float = GRACE_S, kill_on_interrupt: Optional[bool] = None,
-              user=None) -> List[JobResult]:
+              user=None, work: Callable = execute_job, batch_key=None) -> List[JobResult]:
     """Run jobs in parallel; return their JobResults in the jobs' order.
 
     executor: any concurrent.futures.Executor (default: a ThreadPoolExecutor of jobs_parallel
@@ -718,6 +718,10 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
     starts) is SIGKILLed, which makes its run end and its tree be killed. Finished results are
     passed to on_result as usual (killed ones with interrupted=True), then BatchInterrupted is
     raised with .results and .not_run. Another Ctrl-C during the grace kills at once.
+
+    work: the picklable work item, work(job, default_profile, batch_key, user) -> JobResult
+    (default execute_job; `sandbox grade` passes its own). batch_key: the key of this batch's
+    compiled sandboxes (default: a fresh one), so a caller can compile them ahead.
     """
     jobs = list(jobs)
     total = len(jobs)
@@ -728,7 +732,7 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
     if own:
         executor = concurrent.futures.ThreadPoolExecutor(max_workers=parallel,
                                                          thread_name_prefix="sandbox-batch")
-    batch_key = uuid.uuid4().hex
+    batch_key = batch_key or uuid.uuid4().hex
     stop = threading.Event()
     done_q: "queue.SimpleQueue" = queue.SimpleQueue()
     waiting = collections.deque(enumerate(jobs))
@@ -747,9 +751,10 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
             pos, job = waiting.popleft()
             position[id(job)] = pos
             if own:
-                fut = executor.submit(_not_started, job, default_profile, batch_key, user, stop)
+                fut = executor.submit(_not_started, job, default_profile, batch_key, user, stop,
+                                      work)
             else:
-                fut = executor.submit(execute_job, job, default_profile, batch_key, user)
+                fut = executor.submit(work, job, default_profile, batch_key, user)
             in_flight[fut] = (pos, job)
             fut.add_done_callback(done_q.put)
 

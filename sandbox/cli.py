@@ -181,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import batch
     batch.add_parser(sub)
+    from . import grading_cli
+    grading_cli.add_parser(sub)
 
     p = sub.add_parser("profiles", help="list the built-in profiles")
     p.set_defaults(func=cmd_profiles)

@@ -57,8 +57,8 @@ def _seconds(value) -> str:
     return "%.3f" % max(0.0, float(value or 0.0))
 
 
-def _testcase(parent, name: str, time_s) -> ET.Element:
-    return ET.SubElement(parent, "testcase", {"classname": CLASSNAME, "name": clean(name),
+def _testcase(parent, name: str, time_s, classname: str = CLASSNAME) -> ET.Element:
+    return ET.SubElement(parent, "testcase", {"classname": classname, "name": clean(name),
                                               "time": _seconds(time_s)})
 
 
@@ -77,9 +77,12 @@ def _failure_body(jr) -> str:
 def build(results: Iterable, *, problems: Iterable = (), not_run: Iterable = (),
           suite_name: str = "sandbox batch", elapsed: Optional[float] = None,
           properties: Optional[dict] = None,
-          timestamp: Optional[datetime.datetime] = None) -> ET.ElementTree:
+          timestamp: Optional[datetime.datetime] = None,
+          classname: str = CLASSNAME) -> ET.ElementTree:
     """The report as an ElementTree. results: JobResults; problems: bad entries (Problem);
-    not_run: Jobs never started (Ctrl-C)."""
+    not_run: Jobs never started (Ctrl-C). A result with a `verdict` of its own (a `sandbox
+    grade` TestResult: WA, TLE, ...) reports that as the failure type; SETUP_ERROR and SE are
+    errors rather than failures."""
     results = list(results)
     problems = list(problems)
     not_run = list(not_run)
@@ -98,7 +101,7 @@ def build(results: Iterable, *, problems: Iterable = (), not_run: Iterable = (),
         cases.append((index, 1, ("problem", entry_problems)))
     cases.sort(key=lambda c: (c[0], c[1]))
 
-    suites = ET.Element("testsuites", {"name": "sandbox batch"})
+    suites = ET.Element("testsuites", {"name": classname.replace(".", " ")})
     suite = ET.SubElement(suites, "testsuite", {"name": clean(suite_name)})
     if properties:
         props = ET.SubElement(suite, "properties")
@@ -111,16 +114,17 @@ def build(results: Iterable, *, problems: Iterable = (), not_run: Iterable = (),
             jr = item
             r = jr.result
             total_time += r.wall_time or 0.0
-            tc = _testcase(suite, jr.job.name, r.wall_time)
+            tc = _testcase(suite, jr.job.name, r.wall_time, classname)
+            verdict = getattr(jr, "verdict", None) or r.verdict
             if jr.interrupted:
                 counts["skipped"] += 1
                 ET.SubElement(tc, "skipped", {"message": clean(
                     "interrupted (Ctrl-C): killed after %.2fs" % (r.wall_time or 0.0))})
             elif not jr.passed:
-                tag = "error" if r.verdict == "SETUP_ERROR" else "failure"
+                tag = "error" if verdict in ("SETUP_ERROR", "SE") else "failure"
                 counts["errors" if tag == "error" else "failures"] += 1
                 el = ET.SubElement(tc, tag, {"message": clean(jr.failures[0][:MESSAGE_LIMIT]),
-                                             "type": r.verdict})
+                                             "type": verdict})
                 el.text = _failure_body(jr)
             out, err = _decode(r.stdout), _decode(r.stderr)
             if out:
@@ -129,12 +133,12 @@ def build(results: Iterable, *, problems: Iterable = (), not_run: Iterable = (),
                 ET.SubElement(tc, "system-err").text = _head(clean(err))
         elif kind == "not_run":
             counts["skipped"] += 1
-            tc = _testcase(suite, item.name, 0)
+            tc = _testcase(suite, item.name, 0, classname)
             ET.SubElement(tc, "skipped", {"message": "interrupted (Ctrl-C) before it started"})
         else:
             first = item[0]
             counts["errors"] += 1
-            tc = _testcase(suite, first.name or first.where, 0)
+            tc = _testcase(suite, first.name or first.where, 0, classname)
             el = ET.SubElement(tc, "error", {"message": clean(str(first)[:MESSAGE_LIMIT]),
                                              "type": "BadJob"})
             el.text = clean("\n".join(str(p) for p in item))

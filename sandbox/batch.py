@@ -507,9 +507,10 @@ _cache: "collections.OrderedDict[object, dict]" = collections.OrderedDict()
 _CACHE_BATCHES = 4      # sandboxes of this many recent batches are kept per process
 
 
-def _sandbox_for(profile: str, batch_key, user=None):
-    """The Sandbox for (profile, user) in this batch, compiled on first use (once per process
-    and batch). A profile that cannot be compiled is remembered too, as its exception."""
+def _sandbox_for(profile: str, batch_key, user=None, options: tuple = ()):
+    """The Sandbox for (profile, user, options) in this batch, compiled on first use (once per
+    process and batch). A profile that cannot be compiled is remembered too, as its exception.
+    options: extra Sandbox keywords as a tuple of (name, value) pairs."""
     with _cache_lock:
         per_batch = _cache.get(batch_key)
         if per_batch is None:
@@ -518,9 +519,9 @@ def _sandbox_for(profile: str, batch_key, user=None):
                 _cache.popitem(last=False)
         else:
             _cache.move_to_end(batch_key)
-        slot = per_batch.get((profile, user))
+        slot = per_batch.get((profile, user, options))
         if slot is None:
-            slot = per_batch[(profile, user)] = [threading.Lock(), None]
+            slot = per_batch[(profile, user, options)] = [threading.Lock(), None]
     lock, value = slot
     if value is None:
         with lock:
@@ -531,7 +532,7 @@ def _sandbox_for(profile: str, batch_key, user=None):
                     # the runner would take a file of that name in our cwd over the built-in
                     spec = str(builtin.path(profile))
                 try:
-                    slot[1] = runner.Sandbox(spec, user=user)
+                    slot[1] = runner.Sandbox(spec, user=user, **dict(options))
                 except Exception as e:  # ProfileError, SetupRefused, OSError...
                     slot[1] = e
             value = slot[1]

@@ -24,7 +24,8 @@ empty scratch directory of its own, and never with the path of NAME.out. Verdict
     WA   ran to exit 0 and the checker rejected it
     TLE  CPU or wall time limit        MLE  memory limit       OLE  output limit
     RE   exited non-zero, or was killed by a signal
-    SV   security violation: the seccomp filter killed it (see security_violation())
+    SV   security violation: the seccomp filter killed it, or it failed after a denied call
+         (see security_violation(); the syscall is named)
     SE   sandbox error: the run could not be set up, or the checker failed
 
 The score is the sum of the points of the AC tests. Tests run in parallel through
@@ -341,18 +342,31 @@ def load_tests(tests_dir, solution_cmd: Sequence[str], *, checker="exact", time_
 # running one test
 
 def security_violation(result: Result) -> Optional[str]:
-    """The SV message when a run counts as a security violation, else None.
+    """The SV message when a run counts as a security violation, else None: the filter killed
+    it, or it failed after the filter denied it a call. Solutions run with denial reports on
+    (SANDBOX_OPTIONS), so the message names the syscall and its first arguments."""
+    from .syscall_report import action_text, decode_args
 
-    Today that is a kill by the seccomp filter (SIGSYS); the kernel does not tell the
-    supervisor which call it was. This is the one place to extend when Results report denied
-    or killed syscalls: name the syscall here, and decide whether a failed run that was
-    refused a call (EPERM/ENOSYS) also counts as SV."""
-    if result.verdict != "SECCOMP_KILLED":
-        return None
-    syscall = getattr(result, "killed_syscall", None)
-    if syscall:
-        return "killed by the seccomp filter at syscall %s" % syscall
-    return "killed by the seccomp filter (SIGSYS); the syscall is not reported"
+    def call(rec) -> str:
+        return "%s(%s)" % (rec.get("syscall") or "syscall %d" % rec["nr"],
+                           decode_args(rec.get("syscall"), rec.get("args")))
+
+    if result.verdict == "SECCOMP_KILLED":
+        if result.killed_by:
+            return "killed by the seccomp filter at %s" % call(result.killed_by)
+        return "killed by the seccomp filter (SIGSYS); the syscall is not reported"
+    if result.verdict in ("NONZERO_EXIT", "SIGNALED") and result.denials:
+        first = min(result.denials, key=lambda d: d["first"]["time"])
+        more = len(result.denials) - 1
+        return "failed after the seccomp filter denied %s: %s x%d%s" % (
+            call(first["first"]), action_text(first), first["count"],
+            " (and %d more syscall%s)" % (more, "" if more == 1 else "s") if more else "")
+    return None
+
+
+# Sandbox keywords of every solution run: denied and killed calls are reported (and answered
+# exactly as the filter would), so an SV names the syscall
+SANDBOX_OPTIONS = (("report_denials", True),)
 
 
 def run_keywords(test: Test, *, cwd: str, writable: Sequence[str] = (),
@@ -440,7 +454,7 @@ def run_test(test: Test, default_profile: str = DEFAULT_PROFILE, batch_key=None,
     result = checked = scratch = None
     try:
         scratch = _Scratch(user)
-        sb = batch._sandbox_for(profile, batch_key, user)
+        sb = batch._sandbox_for(profile, batch_key, user, SANDBOX_OPTIONS)
         with open(test.stdin_file, "rb") as f:
             stdin = f.read()
         result = sb.run(list(test.cmd), stdin=stdin,
@@ -500,7 +514,7 @@ def grade(solution_cmd, tests_dir, *, checker="exact", profile: str = DEFAULT_PR
                        output_limit=output_limit, env=env)
     batch_key = uuid.uuid4().hex
     try:  # compile once, here, so that a bad profile is one error instead of n SEs
-        batch._sandbox_for(profile, batch_key, user)
+        batch._sandbox_for(profile, batch_key, user, SANDBOX_OPTIONS)
     except Exception as e:  # ProfileError; SetupRefused for a user that does not exist
         what = "user %s" % user if type(e).__name__ == "SetupRefused" else "profile %s" % profile
         raise GradeError("%s: %s" % (what, e)) from None

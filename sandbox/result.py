@@ -67,6 +67,9 @@ class Result:
                                            # made sure nothing the command started outlived it
     pid_namespace: bool = False            # the command ran in a PID namespace of its own
     cancelled: bool = False                # killed by sandbox.runner.cancel_all()
+    landlock: Optional[dict] = None        # filesystem restrictions: None when none were asked
+                                           # for, else {"available", "abi", "ro", "rw",
+                                           # "scratch"} (+ "reason" when the kernel had none)
     warnings: list = dataclasses.field(default_factory=list)
 
     @property

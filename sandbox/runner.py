@@ -396,10 +396,12 @@ class Sandbox:
                 return self._setup_error(argv, limits, "landlock", str(e))
             self._probe_landlock()
         if fs is not None and self._landlock_abi is None and not self.allow_no_landlock:
-            return self._setup_error(
+            result = self._setup_error(
                 argv, limits, "landlock", "filesystem restrictions were asked for but %s; "
                 "refusing to run without them (allow_no_landlock=True / --allow-no-landlock "
                 "runs anyway, unrestricted)" % self._landlock_missing)
+            result.landlock = self._landlock_info(fs, cwd if fs.scratch else None)
+            return result
         scratch_tmp = None
         if fs is not None and fs.scratch:
             if cwd is None:
@@ -416,15 +418,19 @@ class Sandbox:
                 result = self._run_landlocked(fs, argv, exe, envmap, cwd, limits, stdin, stdout,
                                               stderr)
             if fs is not None:
-                result.landlock = {"available": self._landlock_abi is not None,
-                                   "abi": self._landlock_abi}
-                if self._landlock_abi is None:
-                    result.landlock["reason"] = self._landlock_missing
-                result.landlock.update(fs.describe(cwd if fs.scratch else None))
+                result.landlock = self._landlock_info(fs, cwd if fs.scratch else None)
             return result
         finally:
             if scratch_tmp is not None:
                 shutil.rmtree(scratch_tmp, ignore_errors=True)
+
+    def _landlock_info(self, fs, scratch) -> dict:
+        """Result.landlock: whether the kernel applied the lists, and the lists."""
+        info = {"available": self._landlock_abi is not None, "abi": self._landlock_abi}
+        if self._landlock_abi is None:
+            info["reason"] = self._landlock_missing
+        info.update(fs.describe(scratch))
+        return info
 
     def _make_scratch(self) -> str:
         """A fresh directory for one run (@scratch without a cwd), owned by the run's user."""

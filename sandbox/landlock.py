@@ -109,12 +109,26 @@ def fs_policy(default: Optional[dict], fs_ro: Optional[Sequence] = None,
     return FsPolicy(tuple(dict.fromkeys(ro)), tuple(dict.fromkeys(rw)), scratch)
 
 
+def _identity(path: str):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 class Ruleset:
-    """An open Landlock ruleset descriptor for one FsPolicy (plus a scratch directory)."""
+    """An open Landlock ruleset descriptor for one FsPolicy (plus a scratch directory).
+
+    Rules name inodes, not paths: a directory removed and made again under the same name is
+    not the one the ruleset allows. current() says whether the caller's paths (the system
+    ones aside) are still the ones it was built for."""
 
     def __init__(self, abi: int, policy: FsPolicy, scratch_dir: Optional[str] = None):
         self.fd = -1
         rw = policy.rw + ((scratch_dir,) if scratch_dir else ())
+        system = set(SYSTEM_RO + SYSTEM_DEVICES)
+        self._identity = [(p, _identity(p)) for p in policy.ro + rw if p not in system]
         try:
             self.fd = _core.landlock_build(abi, [os.fsencode(p) for p in policy.ro],
                                            [os.fsencode(p) for p in rw])
@@ -122,6 +136,9 @@ class Ruleset:
             where = "--fs-rw" if e.filename in rw else "--fs-ro"
             raise OSError(e.errno, "Landlock rule for %s %s: %s" % (where, e.filename, e.strerror)
                           if e.filename else e.strerror) from None
+
+    def current(self) -> bool:
+        return all(_identity(p) == ident for p, ident in self._identity)
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -440,12 +440,14 @@ class Sandbox:
         return path
 
     def _run_landlocked(self, fs, argv, exe, envmap, cwd, limits, stdin, stdout, stderr):
-        """Spawn under the Sandbox's ruleset when it fits this run, else under one built for it
-        (closed once the child has applied it)."""
+        """Spawn under the Sandbox's ruleset when it fits this run (same lists, same scratch,
+        none of its directories made anew since), else under one built for it (closed once the
+        child has applied it)."""
         if fs is None or self._landlock_abi is None:
             return self._spawn_and_watch(argv, exe, envmap, cwd, limits, stdin, stdout, stderr)
         scratch = cwd if fs.scratch else None
-        if fs is self.fs and self._ruleset is not None and scratch == self._ruleset_scratch:
+        if fs is self.fs and self._ruleset is not None and scratch == self._ruleset_scratch \
+                and self._ruleset.current():
             return self._spawn_and_watch(argv, exe, envmap, cwd, limits, stdin, stdout, stderr,
                                          landlock_fd=self._ruleset.fd)
         try:

@@ -401,3 +401,17 @@ def test_cli_without_landlock(judge, monkeypatch, capsys):
     assert cli.main(argv[:1] + ["--allow-no-landlock"] + argv[1:]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["stdout"] == SECRET.decode() and doc["landlock"]["available"] is False
+
+
+def test_a_working_directory_made_anew_gets_a_new_ruleset(judge):
+    """Landlock rules name inodes: a grader that empties its work directory by removing and
+    re-creating it must not find the next run locked out of it."""
+    _, work = judge
+    sb = Sandbox("grader", cwd=work)
+    built = sb._ruleset.fd
+    assert sb.run(["sh", "-c", "echo 1 > f; cat f"]).stdout == b"1\n"
+    shutil.rmtree(work)
+    work.mkdir()
+    r = sb.run(["sh", "-c", "echo 2 > f; cat f"])
+    assert (r.verdict, r.stdout) == ("OK", b"2\n"), r.stderr
+    assert sb._ruleset.fd == built                   # the Sandbox's own is left as it was

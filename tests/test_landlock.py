@@ -415,3 +415,17 @@ def test_a_working_directory_made_anew_gets_a_new_ruleset(judge):
     r = sb.run(["sh", "-c", "echo 2 > f; cat f"])
     assert (r.verdict, r.stdout) == ("OK", b"2\n"), r.stderr
     assert sb._ruleset.fd == built                   # the Sandbox's own is left as it was
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="running as another user needs root")
+def test_the_fresh_scratch_belongs_to_the_runs_user():
+    import pwd
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user nobody")
+    r = Sandbox("grader", user="nobody").run(
+        ["sh", "-c", "id -u; echo x > made; stat -c %u made; ls -ld . | cut -c1-10"])
+    assert r.verdict == "OK", r.stderr
+    uid = str(nobody.pw_uid).encode()
+    assert r.stdout.splitlines() == [uid, uid, b"drwx------"]

@@ -65,9 +65,16 @@ class FsPolicy:
     rw: tuple
     scratch: bool = False
 
-    def describe(self, scratch_dir: Optional[str] = None) -> dict:
+    def describe(self, abi: Optional[int], missing: Optional[str] = None,
+                 scratch_dir: Optional[str] = None) -> dict:
+        """Result.landlock: whether the kernel applied the lists (abi None: it could not, for
+        the reason `missing`), and the lists."""
+        info = {"available": abi is not None, "abi": abi}
+        if abi is None:
+            info["reason"] = missing
         rw = self.rw + ((scratch_dir,) if scratch_dir else ())
-        return {"ro": list(self.ro), "rw": list(rw), "scratch": scratch_dir}
+        info.update(ro=list(self.ro), rw=list(rw), scratch=scratch_dir)
+        return info
 
 
 def _checked(path, option: str) -> str:

@@ -294,7 +294,8 @@ class Sandbox:
                 self._landlock_missing = str(e)
 
     def close(self) -> None:
-        """Release the Landlock ruleset (no run may be in progress)."""
+        """Release the Landlock ruleset now (no run may be in progress) rather than when the
+        Sandbox is garbage-collected."""
         if self._ruleset is not None:
             self._ruleset.close()
             self._ruleset = None
@@ -303,9 +304,6 @@ class Sandbox:
         return self
 
     def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
         self.close()
 
     # -- preparation ---------------------------------------------------------------------
@@ -400,12 +398,17 @@ class Sandbox:
                 argv, limits, "landlock", "filesystem restrictions were asked for but %s; "
                 "refusing to run without them (allow_no_landlock=True / --allow-no-landlock "
                 "runs anyway, unrestricted)" % self._landlock_missing)
-            result.landlock = self._landlock_info(fs, cwd if fs.scratch else None)
+            result.landlock = fs.describe(None, self._landlock_missing,
+                                          cwd if fs.scratch else None)
             return result
         scratch_tmp = None
         if fs is not None and fs.scratch:
             if cwd is None:
-                cwd = scratch_tmp = self._make_scratch()
+                try:
+                    cwd = scratch_tmp = self._make_scratch()
+                except OSError as e:
+                    return self._setup_error(argv, limits, "scratch", "making a scratch "
+                                             "directory: %s" % e, e.errno)
             if "TMPDIR" not in self._env_given and not (env and "TMPDIR" in env):
                 envmap["TMPDIR"] = cwd
         try:
@@ -418,19 +421,12 @@ class Sandbox:
                 result = self._run_landlocked(fs, argv, exe, envmap, cwd, limits, stdin, stdout,
                                               stderr)
             if fs is not None:
-                result.landlock = self._landlock_info(fs, cwd if fs.scratch else None)
+                result.landlock = fs.describe(self._landlock_abi, self._landlock_missing,
+                                              cwd if fs.scratch else None)
             return result
         finally:
             if scratch_tmp is not None:
                 shutil.rmtree(scratch_tmp, ignore_errors=True)
-
-    def _landlock_info(self, fs, scratch) -> dict:
-        """Result.landlock: whether the kernel applied the lists, and the lists."""
-        info = {"available": self._landlock_abi is not None, "abi": self._landlock_abi}
-        if self._landlock_abi is None:
-            info["reason"] = self._landlock_missing
-        info.update(fs.describe(scratch))
-        return info
 
     def _make_scratch(self) -> str:
         """A fresh directory for one run (@scratch without a cwd), owned by the run's user."""

@@ -429,3 +429,16 @@ def test_the_fresh_scratch_belongs_to_the_runs_user():
     assert r.verdict == "OK", r.stderr
     uid = str(nobody.pw_uid).encode()
     assert r.stdout.splitlines() == [uid, uid, b"drwx------"]
+
+
+def test_no_descriptor_is_left_behind(judge):
+    _, work = judge
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        with Sandbox("grader", cwd=work) as sb:
+            sb.run(["true"])
+        Sandbox("grader", cwd=work).run(["true"], fs_rw=["@scratch", work])  # dropped, not closed
+        Sandbox("grader").run(["true"])
+    import gc
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) == before

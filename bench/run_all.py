@@ -5,9 +5,12 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 
 import bench_filter  # noqa: E402
+import bench_landlock  # noqa: E402
 import bench_spawn  # noqa: E402
 
 if __name__ == "__main__":
     bench_filter.main()
     print()
     bench_spawn.main()
+    print()
+    bench_landlock.main()

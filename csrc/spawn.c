@@ -38,6 +38,9 @@
 #ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
 #define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
 #endif
+#ifndef SYS_landlock_restrict_self
+#define SYS_landlock_restrict_self 446
+#endif
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47
 #define PR_CAP_AMBIENT_CLEAR_ALL 4
@@ -61,6 +64,7 @@ static const char *const stage_names[SB_STAGE_COUNT] = {
 	[SB_STAGE_CAPS] = "capabilities",
 	[SB_STAGE_PDEATHSIG] = "pdeathsig",
 	[SB_STAGE_NO_NEW_PRIVS] = "no-new-privs",
+	[SB_STAGE_LANDLOCK] = "landlock",
 	[SB_STAGE_SECCOMP] = "seccomp",
 	[SB_STAGE_EXEC] = "execve",
 	[SB_STAGE_FORK] = "fork",
@@ -108,20 +112,25 @@ static __attribute__((noreturn)) void child_fail(int pipe_w, int stage, int err)
 			child_fail(pipe_w, (stage), errno);                                         \
 	} while (0)
 
-static void close_all_but(int pipe_w, int keep_a, int keep_b)
+/* close every descriptor from 3 up except keep[0..n) (n <= 4; entries below 3 are ignored) */
+static void close_all_but(int pipe_w, const int *keep, int n)
 {
-	int lo = keep_a < keep_b ? keep_a : keep_b, hi = keep_a < keep_b ? keep_b : keep_a;
-	int from = 3;
-	int bounds[2] = {lo, hi};
+	int sorted[4], from = 3;
 
-	/* close [3, lo), (lo, hi), (hi, max] around the kept descriptors */
-	for (int i = 0; i < 2; i++) {
-		if (bounds[i] < from)
+	/* insertion sort of the few kept descriptors, then close the gaps between them */
+	for (int i = 0; i < n; i++) {
+		int j = i;
+
+		for (; j > 0 && sorted[j - 1] > keep[i]; j--)
+			sorted[j] = sorted[j - 1];
+		sorted[j] = keep[i];
+	}
+	for (int i = 0; i < n; i++) {
+		if (sorted[i] < from)
 			continue;
-		if (bounds[i] > from)
-			CHECK(SB_STAGE_CLOSE_FDS,
-			      raw(SYS_close_range, from, bounds[i] - 1, 0, 0, 0));
-		from = bounds[i] + 1;
+		if (sorted[i] > from)
+			CHECK(SB_STAGE_CLOSE_FDS, raw(SYS_close_range, from, sorted[i] - 1, 0, 0, 0));
+		from = sorted[i] + 1;
 	}
 	CHECK(SB_STAGE_CLOSE_FDS, raw(SYS_close_range, from, ~0U, 0, 0, 0));
 }
@@ -188,8 +197,13 @@ static __attribute__((noreturn)) void child(const struct sb_spawn_req *r, int pi
 			CHECK(SB_STAGE_STDIO, raw(SYS_dup3, fds[i], i, 0, 0, 0));
 	}
 
-	/* 5. no other descriptor survives (the error pipe closes itself at execve) */
-	close_all_but(pipe_w, pipe_w, r->keep_fd >= 3 ? r->keep_fd : pipe_w);
+	/* 5. no other descriptor survives (the error pipe and the Landlock ruleset are
+	 * close-on-exec: they go at execve) */
+	{
+		int keep[3] = {pipe_w, r->keep_fd, r->landlock_fd};
+
+		close_all_but(pipe_w, keep, 3);
+	}
 
 	/* 6. working directory, umask, limits */
 	if (r->cwd)
@@ -240,8 +254,10 @@ static __attribute__((noreturn)) void child(const struct sb_spawn_req *r, int pi
 	if (hs && !r->notify_share_vm)
 		CHECK(SB_STAGE_LISTENER, raw(SYS_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0));
 
-	/* 9. no_new_privs, the filter, execve */
+	/* 9. no_new_privs, the filesystem ruleset, the filter, execve */
 	CHECK(SB_STAGE_NO_NEW_PRIVS, raw(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+	if (r->landlock_fd >= 3)
+		CHECK(SB_STAGE_LANDLOCK, raw(SYS_landlock_restrict_self, r->landlock_fd, 0, 0, 0, 0));
 	if (r->filter) {
 		struct sock_fprog prog = {(unsigned short)r->filter_len,
 					  (struct sock_filter *)r->filter};
@@ -327,7 +343,11 @@ static int clone_child(void *p)
 	/* become sandbox-init: fd 3 carries the status, nothing else is open, no privilege */
 	CHECK(SB_STAGE_INIT, raw(SYS_dup3, a->status_w, 3, 0, 0, 0));
 	CHECK(SB_STAGE_INIT, raw(SYS_close_range, 0, 2, 0, 0, 0));
-	close_all_but(pipe_w, pipe_w, 3);
+	{
+		int keep[2] = {pipe_w, 3};
+
+		close_all_but(pipe_w, keep, 2);
+	}
 	drop_all_caps(pipe_w, r->last_cap);
 	CHECK(SB_STAGE_INIT, raw(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));
 	CHECK(SB_STAGE_INIT, raw(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));

@@ -31,6 +31,7 @@ enum sb_stage {
 	SB_STAGE_CAPS,        /* capset + clear ambient capabilities */
 	SB_STAGE_PDEATHSIG,
 	SB_STAGE_NO_NEW_PRIVS,
+	SB_STAGE_LANDLOCK,    /* landlock_restrict_self: the filesystem ruleset */
 	SB_STAGE_SECCOMP,     /* seccomp(SECCOMP_SET_MODE_FILTER) */
 	SB_STAGE_EXEC,        /* execve */
 	SB_STAGE_FORK,        /* vfork itself failed (reported by the parent) */
@@ -71,6 +72,8 @@ struct sb_spawn_req {
 	uint32_t filter_len;
 	unsigned int filter_flags;
 	int keep_fd;                  /* one more descriptor to keep open (-1: none) */
+	int landlock_fd;              /* Landlock ruleset applied after NO_NEW_PRIVS (landlock.h);
+					 below 3: none */
 	const char *init_exe;         /* with new_pidns: sandbox-init runs as pid 1 and the command
 					 as pid 2 (NULL: the command is pid 1) */
 	int new_pidns;                /* 1: the child starts a PID and a mount namespace (needs

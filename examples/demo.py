@@ -41,8 +41,13 @@ def run_jobs() -> None:
     print("%-14s %-11s %-15s %8s  %s" % ("script", "profile", "verdict", "wall", "what happened"))
     for script, prof, limits, what in JOBS:
         path = HERE / script
-        argv = [PY, str(path)] if script.endswith(".py") else ["sh", str(path)]
-        result = Sandbox(prof, **limits).run(argv)
+        # grader lets the command read only the system directories (and its cwd): the system
+        # python3, not this interpreter, which may live in a venv or a home directory
+        py = "python3" if prof == "grader" else PY
+        argv = [py, str(path)] if script.endswith(".py") else ["sh", str(path)]
+        # cwd: under grader the script's directory is all the command may see besides the
+        # system directories (Landlock); elsewhere it changes nothing
+        result = Sandbox(prof, **limits).run(argv, cwd=HERE)
         out = (result.stdout or b"").decode(errors="replace").strip().splitlines()
         note = out[-1][:60] if out and result.verdict != "OUTPUT_LIMIT" else ""
         if result.verdict == "OUTPUT_LIMIT":

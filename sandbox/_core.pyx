@@ -441,6 +441,7 @@ cdef extern from "spawn.h" nogil:
         uint32_t filter_len
         unsigned int filter_flags
         int keep_fd
+        int landlock_fd
         const char *init_exe
         int new_pidns
         sb_notify *notify
@@ -453,6 +454,51 @@ cdef extern from "spawn.h" nogil:
         int err
     int sb_spawn(const sb_spawn_req *req, sb_spawn_result *res)
     const char *sb_stage_name(int stage)
+
+cdef extern from "landlock.h" nogil:
+    int sb_landlock_abi()
+    uint64_t sb_landlock_fs_rights(int abi)
+    int sb_landlock_build(int abi, const char *const *ro, uint32_t nro, const char *const *rw,
+                          uint32_t nrw, int *bad)
+
+
+def landlock_abi():
+    """The kernel's Landlock ABI version (>= 1), or -errno when Landlock is missing
+    (-ENOSYS: not built in, -EOPNOTSUPP: disabled at boot)."""
+    return sb_landlock_abi()
+
+
+def landlock_fs_rights(int abi):
+    """Bit mask of every filesystem access right Landlock ABI `abi` knows."""
+    return sb_landlock_fs_rights(abi)
+
+
+def landlock_build(int abi, list ro, list rw):
+    """A Landlock ruleset descriptor (close-on-exec) for ABI `abi`: read-only access beneath
+    each path of `ro`, full access beneath each of `rw` (lists of bytes). Raises OSError naming
+    the path that failed."""
+    cdef list keep = []
+    cdef char **c_ro = NULL
+    cdef char **c_rw = NULL
+    cdef int bad = -1
+    cdef int fd
+    cdef uint32_t nro = len(ro), nrw = len(rw)
+    try:
+        c_ro = _cstrings(ro, keep)
+        c_rw = _cstrings(rw, keep)
+        with nogil:
+            fd = sb_landlock_build(abi, <const char *const *>c_ro, nro,
+                                   <const char *const *>c_rw, nrw, &bad)
+    finally:
+        free(c_ro)
+        free(c_rw)
+    if fd < 0:
+        if bad < 0:
+            raise OSError(-fd, "creating a Landlock ruleset: %s" % os_strerror(-fd))
+        import os
+        raise OSError(-fd, os_strerror(-fd), os.fsdecode((ro + rw)[bad]))
+    return fd
+
 
 cdef extern from "watch.h" nogil:
     struct sb_stream:
@@ -615,7 +661,8 @@ cdef extern from "<errno.h>":
 def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimits=None,
           list cgroup_fds=None, ids=None, caps=None, int last_cap=40, int pdeathsig=0,
           program=None, unsigned int filter_flags=0, int keep_fd=-1, bint new_pidns=False,
-          bytes init_exe=None, Notifier notifier=None, bint notify_share_vm=False):
+          bytes init_exe=None, int landlock_fd=-1, Notifier notifier=None,
+          bint notify_share_vm=False):
     """Start one sandboxed process. Returns (pid, pidfd, status_fd); raises SpawnError (stage, errno) when
     the child failed before execve. All arguments are bytes/ints prepared by sandbox.runner."""
     cdef sb_spawn_req req
@@ -681,6 +728,7 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
             req.filter_len = <uint32_t>(len(program) // 8)
             req.filter_flags = filter_flags
         req.keep_fd = keep_fd
+        req.landlock_fd = landlock_fd
         req.new_pidns = 1 if new_pidns else 0
         if init_exe is not None:
             req.init_exe = <const char *>init_exe

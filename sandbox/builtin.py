@@ -10,6 +10,14 @@ from typing import Optional
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 UNCONFINED = "unconfined"
 
+# Filesystem defaults (Landlock, see sandbox/landlock.py) of built-in profiles, used when the
+# caller gives neither fs_ro nor fs_rw: "@system" is the system directories read-only (and
+# /dev/null & co.), "@scratch" the run's working directory or else a fresh temporary one.
+# A judged program then reads nothing of the grader's (expected outputs, other submissions).
+FS_DEFAULTS = {
+    "grader": {"ro": ("@system",), "rw": ("@scratch",)},
+}
+
 
 def names() -> list:
     """Built-in profile names, `unconfined` last."""
@@ -37,6 +45,19 @@ def summary(name: str) -> str:
         comment = " ".join(comment)
     first = comment.split(". ")[0].split(": ")[0]
     return first.strip().rstrip(".")
+
+
+def fs_default(spec) -> Optional[dict]:
+    """The filesystem default of a built-in profile, given by name or by its file's path."""
+    if not isinstance(spec, (str, os.PathLike)):
+        return None
+    text = os.fspath(spec)
+    if not os.path.exists(text):
+        return FS_DEFAULTS.get(text)
+    for name, default in FS_DEFAULTS.items():
+        if Path(text).resolve() == path(name):
+            return default
+    return None
 
 
 def resolve(spec) -> object:

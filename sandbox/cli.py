@@ -144,6 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="as root, do not give the command its own PID namespace (by default it "
                         "gets one: it cannot see or signal other processes by pid, and everything "
                         "it starts dies with it)")
+    g = p.add_argument_group("filesystem (Landlock)", FS_HELP)
+    g.add_argument("--fs-ro", metavar="PATH", action="append",
+                   help="read-only path (repeatable; must exist)")
+    g.add_argument("--fs-rw", metavar="PATH", action="append",
+                   help="read-write path (repeatable; must exist)")
+    g.add_argument("--fs-unrestricted", action="store_true",
+                   help="no filesystem restriction, even where the profile has a default")
+    g.add_argument("--allow-no-landlock", action="store_true",
+                   help="where the kernel has no Landlock, run without the filesystem "
+                        "restriction (the JSON Result says so) instead of refusing (exit 125)")
     _add_resolution_options(p.add_argument_group("profile resolution"), run=True)
     _add_log_options(p.add_argument_group("seeing what the filter did"))
     p.add_argument("--json", action="store_true",
@@ -189,13 +199,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+FS_HELP = """\
+Beneath --fs-ro paths the command may read, list and execute; beneath --fs-rw
+paths it may also write, create and delete; anything else fails with EACCES
+(symlinks, /proc/PID/cwd and /proc/self/fd included). A list given replaces the
+default. The grader profile defaults to --fs-ro @system --fs-rw @scratch; other
+profiles are unrestricted unless one of the options is given (the other list
+then defaults to @system for --fs-ro, to nothing for --fs-rw).
+  @system   /usr /bin /sbin /lib* /etc /sys/devices/system/cpu read-only, and
+            /dev/null, zero, full, random, urandom read-write (not /proc, /tmp)
+  @scratch  the run's --cwd; without --cwd a new empty temporary directory that
+            becomes the working directory and is removed afterwards (so under
+            grader the command sees nothing of the directory you run it from);
+            TMPDIR points at it unless --env sets TMPDIR
+"""
+
 RUN_EPILOG = """\
 exit status (like coreutils timeout):
   N      the command's own exit status
   128+N  the command was killed by signal N (159 = SIGSYS: the seccomp filter killed it;
          137 = SIGKILL, e.g. an output or memory limit)
   124    a time limit (CPU or wall) was hit
-  125    the sandbox itself failed: bad profile, a profile that denies execve, set-up error
+  125    the sandbox itself failed: bad profile, a profile that denies execve, a missing
+         --fs-ro/--fs-rw path, no Landlock in the kernel, set-up error
   126    the command was found but could not be executed
   127    the command was not found
 """
@@ -377,7 +403,9 @@ def cmd_run(args) -> int:
                      cwd=args.cwd, user=args.user,
                      pid_namespace=False if args.no_pid_namespace else None,
                      log_backend=args.log_backend, report_denials=args.report_denials,
-                     log_records=args.log_records)
+                     log_records=args.log_records,
+                     fs_ro=args.fs_ro, fs_rw=args.fs_rw, fs_unrestricted=args.fs_unrestricted,
+                     allow_no_landlock=args.allow_no_landlock)
     except (ValueError, SetupRefused) as e:  # ProfileError is a ValueError
         print("sandbox: %s" % e, file=sys.stderr)
         return 125

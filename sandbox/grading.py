@@ -48,6 +48,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from . import batch, checkers
 from .batch import Job, JobResult
 from .checkers import Checker, CheckerSpecError
+from .landlock import SYSTEM
 from .limits import parse_seconds, parse_size
 from .result import Result
 
@@ -369,18 +370,49 @@ def security_violation(result: Result) -> Optional[str]:
 SANDBOX_OPTIONS = (("report_denials", True),)
 
 
+def _inside(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
+def program_paths(argv: Sequence[str], forbidden: str) -> List[str]:
+    """What a command must read beyond the system directories: its program (for a program
+    installed elsewhere, e.g. a pyenv or conda python, the prefix it was installed into, where
+    its libraries are) and the files its arguments name -- never anything in `forbidden` (the
+    tests directory, which holds the expected outputs)."""
+    from .landlock import SYSTEM_RO
+    from .runner import DEFAULT_PATH, _which
+
+    forbidden = os.path.realpath(forbidden)
+    paths = []
+    exe = _which(argv[0], DEFAULT_PATH, None) if argv else None
+    if exe:
+        real = os.path.realpath(exe)
+        if not any(_inside(real, d) for d in SYSTEM_RO):
+            paths += [exe, real]
+            bindir = os.path.dirname(real)
+            if os.path.basename(bindir) == "bin":
+                paths.append(os.path.dirname(bindir))
+    paths += [a for a in argv[1:] if os.path.isabs(a) and os.path.exists(a)]
+    return [p for p in dict.fromkeys(paths)
+            if not _inside(os.path.realpath(p), forbidden) and not _inside(forbidden, p)]
+
+
 def run_keywords(test: Test, *, cwd: str, writable: Sequence[str] = (),
-                 readable: Sequence[str] = (), for_checker: bool = False) -> dict:
+                 readable: Sequence[str] = (), for_checker: bool = False,
+                 argv: Sequence[str] = ()) -> dict:
     """Sandbox.run keywords of every run grading makes: the one place that decides what a run
     may touch and use. The solution gets its input on stdin (never a path into the tests
-    directory) and `writable` = its empty scratch directory as cwd; a checker gets `readable`
-    = the input, output and answer files it is handed. Filesystem rules (fs_ro=readable,
-    fs_rw=writable, nothing else) belong here once Sandbox.run takes them."""
+    directory); under Landlock it may read the system directories and its own program files
+    (program_paths) and write only `writable` = its empty scratch directory, its cwd. A checker
+    may read the input, output and answer files it is handed, its program and its directory."""
+    tests_dir = os.path.dirname(os.path.abspath(test.expect_file))
     if for_checker:
-        return dict(cwd=cwd, **CHECKER_LIMITS)
+        ro = [SYSTEM, cwd] + list(readable) + program_paths(argv, tests_dir)
+        return dict(cwd=cwd, fs_ro=list(dict.fromkeys(ro)), fs_rw=[], **CHECKER_LIMITS)
     return dict(cwd=cwd, env=test.env or None, cpu_time=test.time_limit,
                 timeout=test.wall_limit, memory=test.memory_limit,
-                output_limit=test.output_limit)
+                output_limit=test.output_limit,
+                fs_ro=[SYSTEM] + program_paths(argv, tests_dir), fs_rw=list(writable))
 
 
 class _Scratch:
@@ -442,7 +474,8 @@ def _check(test: Test, result: Result, scratch: _Scratch, profile: str, batch_ke
     files = (test.stdin_file, out_path, test.expect_file)
     sb = batch._sandbox_for(profile, batch_key)
     r = sb.run(list(checker.argv) + list(files),
-               **run_keywords(test, cwd=checker.cwd, readable=files, for_checker=True))
+               **run_keywords(test, cwd=checker.cwd, readable=files, for_checker=True,
+                              argv=checker.argv))
     verdict, message = checkers.command_verdict(r)
     return verdict, message, r
 
@@ -458,7 +491,8 @@ def run_test(test: Test, default_profile: str = DEFAULT_PROFILE, batch_key=None,
         with open(test.stdin_file, "rb") as f:
             stdin = f.read()
         result = sb.run(list(test.cmd), stdin=stdin,
-                        **run_keywords(test, cwd=scratch.work, writable=(scratch.work,)))
+                        **run_keywords(test, cwd=scratch.work, writable=(scratch.work,),
+                                       argv=test.cmd))
         verdict = "SV" if security_violation(result) else _RUN_VERDICTS.get(result.verdict)
         if verdict is None:
             verdict, message, checked = _check(test, result, scratch, profile, batch_key)

@@ -69,6 +69,9 @@ class Result:
     cancelled: bool = False                # killed by sandbox.runner.cancel_all()
     seccomp_log: Optional[dict] = None     # the calls the filter logged or (with denial reports)
                                            # denied: see sandbox/notify.py; None when not watched
+    landlock: Optional[dict] = None        # filesystem restrictions: None when none were asked
+                                           # for, else {"available", "abi", "ro", "rw",
+                                           # "scratch"} (+ "reason" when the kernel had none)
     warnings: list = dataclasses.field(default_factory=list)
 
     @property

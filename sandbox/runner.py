@@ -9,11 +9,13 @@ from __future__ import annotations
 import errno as _errno
 import os
 import resource
+import shutil
 import signal
+import tempfile
 import threading
 from typing import Optional, Sequence
 
-from . import _core, builtin, notify, profile as _profile, syscall_report
+from . import _core, builtin, landlock, notify, profile as _profile, syscall_report
 from .filter import Filter, compile_policy
 from .limits import Limits
 from .policy import Policy, RET_ALLOW, RET_LOG, json_action_name
@@ -197,6 +199,14 @@ class Sandbox:
     profile: a built-in name ("default", "no-network", "grader", "unconfined"), a path, a dict,
     JSON text or a loaded Policy. Limits (cpu_time, timeout, memory, output_limit, processes,
     file_size, open_files, stack) take numbers or strings ("2s", "256M").
+
+    Filesystem (Landlock, see sandbox.landlock): fs_ro lists paths the command may read and
+    execute beneath, fs_rw paths where it may do anything; nothing else is reachable. A list
+    not given is the profile's default (grader: ["@system"] and ["@scratch"]; others: no
+    Landlock unless the other list is given, and then ["@system"] and []). fs_unrestricted
+    turns the profile's default off. Where the kernel has no Landlock every run is refused
+    (SETUP_ERROR) unless allow_no_landlock, and the Result's `landlock` says so.
+    Call close() (or use `with`) to release the ruleset descriptor early.
     """
 
     def __init__(self, profile="default", *, caps=None, host_arch=None, kernel=None,
@@ -206,7 +216,9 @@ class Sandbox:
                  env=None, inherit_env=False, cwd=None, user=None, umask=0o022,
                  use_cgroup=True, pid_namespace=None, pdeathsig=signal.SIGKILL,
                  protect_supervisor=True, log_backend="notify", report_denials=False,
-                 log_records=100):
+                 log_records=100, fs_ro=None, fs_rw=None, fs_unrestricted=False,
+                 allow_no_landlock=False):
+        self._ruleset = None
         if protect_supervisor:
             _protect_supervisor()
         self.user = _resolve_user(user) if user is not None else None
@@ -246,6 +258,58 @@ class Sandbox:
         # (the supervisor included): give it a PID namespace of its own unless told not to.
         self.pid_namespace = self.is_root if pid_namespace is None else bool(pid_namespace)
         self.pdeathsig = int(pdeathsig or 0)
+        self._setup_filesystem(profile, fs_ro, fs_rw, fs_unrestricted, allow_no_landlock)
+
+    def _setup_filesystem(self, profile, fs_ro, fs_rw, unrestricted, allow_missing) -> None:
+        """The Landlock policy, the kernel's ABI (or why there is none), and the ruleset,
+        built once when it does not depend on the run."""
+        if unrestricted and (fs_ro is not None or fs_rw is not None):
+            raise ValueError("fs_unrestricted contradicts fs_ro / fs_rw")
+        self._fs_default = None if unrestricted else builtin.fs_default(profile)
+        self._fs_lists = (fs_ro, fs_rw)
+        self._fs_warnings = []
+        self.allow_no_landlock = bool(allow_missing)
+        self.fs = landlock.fs_policy(self._fs_default, fs_ro, fs_rw)
+        self._landlock_abi = self._landlock_missing = None
+        if self.fs is None:
+            return
+        if self.pid_namespace and any(p == "/proc" or p.startswith("/proc/")
+                                      for p in self.fs.ro + self.fs.rw):
+            self._fs_warnings.append(
+                "fs_ro/fs_rw /proc names this process's /proc: the run's own /proc (it has a PID "
+                "namespace) stays unreachable under Landlock")
+        self._probe_landlock()
+        if self._landlock_abi is None or (self.fs.scratch and self.cwd is None):
+            return  # no Landlock, or the scratch directory is known only per run
+        scratch = os.path.abspath(os.fspath(self.cwd)) if self.fs.scratch else None
+        if scratch is not None and not os.path.isdir(scratch):
+            raise landlock.FsPathError("cwd %s (the scratch directory): no such directory"
+                                       % scratch)
+        try:
+            self._ruleset = landlock.Ruleset(self._landlock_abi, self.fs, scratch)
+        except OSError as e:
+            raise landlock.FsPathError(str(e.strerror)) from None
+        self._ruleset_scratch = scratch
+
+    def _probe_landlock(self) -> None:
+        if self._landlock_abi is None and self._landlock_missing is None:
+            try:
+                self._landlock_abi = landlock.kernel_abi()
+            except landlock.LandlockUnavailable as e:
+                self._landlock_missing = str(e)
+
+    def close(self) -> None:
+        """Release the Landlock ruleset now (no run may be in progress) rather than when the
+        Sandbox is garbage-collected."""
+        if self._ruleset is not None:
+            self._ruleset.close()
+            self._ruleset = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     # -- preparation ---------------------------------------------------------------------
 
@@ -275,6 +339,7 @@ class Sandbox:
             self.notify_keys = notify.keys_for(self.policy.arches)
 
     def _base_env(self, env, inherit_env) -> dict:
+        self._env_given = set()  # variables set on purpose (TMPDIR is then left alone)
         base = dict(os.environ) if inherit_env else dict(DEFAULT_ENV)
         if self.user is not None and not inherit_env:
             base["HOME"] = self.user[3] or "/tmp"
@@ -289,6 +354,7 @@ class Sandbox:
                     items.append(item.split("=", 1))
             for k, v in items:
                 base[str(k)] = str(v)
+                self._env_given.add(str(k))
         return base
 
     def _rlimits(self, limits: Limits, cg) -> list:
@@ -313,7 +379,8 @@ class Sandbox:
                       profile_digest=self.digest,
                       filter_instructions=len(self.filter) if self.filter else 0,
                       limits=limits.to_json(),
-                      warnings=list(self.policy.warnings) if self.policy else [], **kw)
+                      warnings=(list(self.policy.warnings) if self.policy else [])
+                      + self._fs_warnings, **kw)
 
     def _setup_error(self, argv, limits, stage, message, err=0) -> Result:
         return self._result(argv, limits, verdict="SETUP_ERROR", setup_error={
@@ -324,12 +391,14 @@ class Sandbox:
 
     def run(self, argv: Sequence[str], *, stdin=None, stdout=PIPE, stderr=PIPE, env=None,
             cwd=None, cpu_time=None, timeout=None, memory=None, output_limit=None,
-            processes=None, file_size=None, open_files=None, stack=None) -> Result:
+            processes=None, file_size=None, open_files=None, stack=None, fs_ro=None,
+            fs_rw=None) -> Result:
         """Run one command; always returns a Result (never raises for what the command does).
 
         stdin: None or DEVNULL (/dev/null), bytes/str (fed through a pipe), INHERIT, or an open
         file / descriptor. stdout, stderr: PIPE (captured in the Result), INHERIT, DEVNULL, or
-        an open file / descriptor.
+        an open file / descriptor. fs_ro, fs_rw: this run's Landlock lists instead of the
+        Sandbox's (its ruleset is then built for the run).
         """
         argv = [os.fsdecode(a) if isinstance(a, bytes) else str(a) for a in argv]
         limits = self.limits.merged(cpu_time=cpu_time, wall_time=timeout, memory=memory,
@@ -345,15 +414,78 @@ class Sandbox:
         cwd = cwd if cwd is not None else self.cwd
         if cwd is not None:
             cwd = os.path.abspath(os.fspath(cwd))
-        exe = _which(argv[0], envmap.get("PATH", DEFAULT_PATH), cwd)
-        if exe is None:
-            return self._setup_error(argv, limits, "execve",
-                                     "%s: command not found (PATH=%s)" % (argv[0],
-                                                                        envmap.get("PATH", "")),
-                                     _errno.ENOENT)
-        return self._spawn_and_watch(argv, exe, envmap, cwd, limits, stdin, stdout, stderr)
+        fs = self.fs
+        if fs_ro is not None or fs_rw is not None:
+            try:
+                fs = landlock.fs_policy(self._fs_default,
+                                        fs_ro if fs_ro is not None else self._fs_lists[0],
+                                        fs_rw if fs_rw is not None else self._fs_lists[1])
+            except (ValueError, TypeError) as e:
+                return self._setup_error(argv, limits, "landlock", str(e))
+            self._probe_landlock()
+        if fs is not None and self._landlock_abi is None and not self.allow_no_landlock:
+            result = self._setup_error(
+                argv, limits, "landlock", "filesystem restrictions were asked for but %s; "
+                "refusing to run without them (allow_no_landlock=True / --allow-no-landlock "
+                "runs anyway, unrestricted)" % self._landlock_missing)
+            result.landlock = fs.describe(None, self._landlock_missing,
+                                          cwd if fs.scratch else None)
+            return result
+        scratch_tmp = None
+        if fs is not None and fs.scratch:
+            if cwd is None:
+                try:
+                    cwd = scratch_tmp = self._make_scratch()
+                except OSError as e:
+                    return self._setup_error(argv, limits, "scratch", "making a scratch "
+                                             "directory: %s" % e, e.errno)
+            if "TMPDIR" not in self._env_given and not (env and "TMPDIR" in env):
+                envmap["TMPDIR"] = cwd
+        try:
+            exe = _which(argv[0], envmap.get("PATH", DEFAULT_PATH), cwd)
+            if exe is None:
+                result = self._setup_error(
+                    argv, limits, "execve", "%s: command not found (PATH=%s)"
+                    % (argv[0], envmap.get("PATH", "")), _errno.ENOENT)
+            else:
+                result = self._run_landlocked(fs, argv, exe, envmap, cwd, limits, stdin, stdout,
+                                              stderr)
+            if fs is not None:
+                result.landlock = fs.describe(self._landlock_abi, self._landlock_missing,
+                                              cwd if fs.scratch else None)
+            return result
+        finally:
+            if scratch_tmp is not None:
+                shutil.rmtree(scratch_tmp, ignore_errors=True)
 
-    def _spawn_and_watch(self, argv, exe, envmap, cwd, limits, stdin, stdout, stderr) -> Result:
+    def _make_scratch(self) -> str:
+        """A fresh directory for one run (@scratch without a cwd), owned by the run's user."""
+        path = tempfile.mkdtemp(prefix="sandbox-scratch-")
+        if self.user is not None:
+            os.chown(path, self.user[0], self.user[1])
+        return path
+
+    def _run_landlocked(self, fs, argv, exe, envmap, cwd, limits, stdin, stdout, stderr):
+        """Spawn under the Sandbox's ruleset when it fits this run (same lists, same scratch,
+        none of its directories made anew since), else under one built for it (closed once the
+        child has applied it)."""
+        if fs is None or self._landlock_abi is None:
+            return self._spawn_and_watch(argv, exe, envmap, cwd, limits, stdin, stdout, stderr)
+        scratch = cwd if fs.scratch else None
+        if fs is self.fs and self._ruleset is not None and scratch == self._ruleset_scratch \
+                and self._ruleset.current():
+            return self._spawn_and_watch(argv, exe, envmap, cwd, limits, stdin, stdout, stderr,
+                                         landlock_fd=self._ruleset.fd)
+        try:
+            ruleset = landlock.Ruleset(self._landlock_abi, fs, scratch)
+        except OSError as e:
+            return self._setup_error(argv, limits, "landlock", e.strerror, e.errno)
+        with ruleset:
+            return self._spawn_and_watch(argv, exe, envmap, cwd, limits, stdin, stdout, stderr,
+                                         landlock_fd=ruleset.fd)
+
+    def _spawn_and_watch(self, argv, exe, envmap, cwd, limits, stdin, stdout, stderr,
+                         landlock_fd=-1) -> Result:
         cg = None
         to_close = []
         in_fd = out_r = err_r = -1
@@ -432,10 +564,11 @@ class Sandbox:
                     else None,
                     filter_flags=self.filter_flags, new_pidns=self.pid_namespace,
                     init_exe=_INIT_EXE if self.pid_namespace else None,
-                    notifier=notifier, notify_share_vm=self.is_root)
+                    notifier=notifier, notify_share_vm=self.is_root,
+                    landlock_fd=landlock_fd)
             except _core.SpawnError as e:
-                return self._setup_error(argv, limits, e.stage, _spawn_message(e, exe, cwd),
-                                         e.errno)
+                return self._setup_error(argv, limits, e.stage,
+                                         _spawn_message(e, exe, cwd, landlock_fd >= 0), e.errno)
             for fd in to_close:
                 os.close(fd)
             to_close = []
@@ -567,13 +700,14 @@ _OOM_MESSAGES = (b"MemoryError", b"Cannot allocate memory", b"std::bad_alloc",
                  b"failed to allocate", b"mmap failed")
 
 
-def _spawn_message(e, exe, cwd) -> str:
+def _spawn_message(e, exe, cwd, landlocked=False) -> str:
     err = e.errno
     if e.stage == "execve":
         if err == _errno.ENOENT:
             return "%s: no such file (or its interpreter is missing)" % exe
         if err == _errno.EACCES:
-            return "%s: permission denied (not executable, or a noexec mount)" % exe
+            return "%s: permission denied (not executable, a noexec mount%s)" % (
+                exe, ", or not beneath the Landlock paths (fs_ro / fs_rw)" if landlocked else "")
         if err == _errno.ENOEXEC:
             return "%s: not an executable format" % exe
         if err == _errno.EPERM:
@@ -583,6 +717,8 @@ def _spawn_message(e, exe, cwd) -> str:
         return "cannot change directory to %s: %s" % (cwd, os.strerror(err))
     if e.stage == "seccomp":
         return "installing the seccomp filter failed: %s" % os.strerror(err)
+    if e.stage == "landlock":
+        return "applying the Landlock ruleset failed: %s" % os.strerror(err)
     if err == _errno.EPERM and e.stage in _NEEDS_PRIVILEGE:
         return ("child set-up failed at %s: %s (%s needs root or CAP_SYS_ADMIN/CAP_SETUID; "
                 "run as root, or drop the option)" % (e.stage, os.strerror(err),
@@ -625,18 +761,24 @@ _default_lock = threading.Lock()
 def run(argv: Sequence[str], profile="default", *, stdin=None, stdout=PIPE, stderr=PIPE,
         timeout=None, cpu_time=None, memory=None, output_limit=None, processes=None,
         file_size=None, open_files=None, stack=None, env=None, cwd=None, user=None,
-        caps=None) -> Result:
-    """Run one command under a profile (compiled once per profile and settings, then cached)."""
+        caps=None, fs_ro=None, fs_rw=None, fs_unrestricted=False,
+        allow_no_landlock=False) -> Result:
+    """Run one command under a profile (compiled once per profile and settings, then cached).
+    fs_ro / fs_rw / fs_unrestricted / allow_no_landlock: as for Sandbox."""
+    options = dict(user=user, caps=caps, fs_unrestricted=fs_unrestricted,
+                   allow_no_landlock=allow_no_landlock)
     if isinstance(profile, (str, os.PathLike, type(None))):
-        key = (os.fspath(profile) if profile is not None else None, user, caps)
+        key = (os.fspath(profile) if profile is not None else None, user, caps,
+               bool(fs_unrestricted), bool(allow_no_landlock))
         with _default_lock:
             sb = _default_sandboxes.get(key)
         if sb is None:
-            sb = Sandbox(profile, user=user, caps=caps)
+            sb = Sandbox(profile, **options)
             with _default_lock:
                 _default_sandboxes[key] = sb
     else:  # a dict or a Policy: compiled through compile_policy's digest cache
-        sb = Sandbox(profile, user=user, caps=caps)
+        sb = Sandbox(profile, **options)
     return sb.run(argv, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd,
                   cpu_time=cpu_time, timeout=timeout, memory=memory, output_limit=output_limit,
-                  processes=processes, file_size=file_size, open_files=open_files, stack=stack)
+                  processes=processes, file_size=file_size, open_files=open_files, stack=stack,
+                  fs_ro=fs_ro, fs_rw=fs_rw)

@@ -495,8 +495,8 @@ CHECKER = """
     import sys
     inp, out, ans = (open(p).read() for p in sys.argv[1:4])
     mode = inp.split()[0]
-    status = open("/proc/self/status").read()
-    seccomp = [l.split()[1] for l in status.splitlines() if l.startswith("Seccomp:")][0]
+    import ctypes
+    seccomp = ctypes.CDLL(None).prctl(21, 0, 0, 0, 0)  # PR_GET_SECCOMP: 2 = filter mode
     try:
         import socket
         socket.socket(socket.AF_INET)
@@ -689,3 +689,25 @@ def test_the_example_problem():
     # (Landlock) will close, so the cheater's verdict is not asserted here
     for t in got["cheat"].tests:
         assert b"network refused: [Errno 97]" in t.result.stderr
+
+
+@needs_core
+def test_a_solution_cannot_read_the_expected_output(tmp_path):
+    """The classic cheat: open NAME.out by its path. Landlock lets the solution read the
+    system, its own program and its scratch directory, nothing else."""
+    from sandbox import landlock
+    try:
+        landlock.kernel_abi()
+    except landlock.LandlockUnavailable as e:
+        pytest.skip("no Landlock: %s" % e)
+    d = make_tests(tmp_path, {"1": ("2 3\n", "5\n")})
+    answer = d / "1.out"
+    sol = program(tmp_path, "sol.py",
+                  "import sys\ntry:\n print(open(%r).read(), end='')\n"
+                  "except OSError as e:\n print('refused', e.errno, file=sys.stderr)\n"
+                  " sys.exit(4)\n" % str(answer))
+    report = sandbox.grade(sol, d)
+    (t,) = report.tests
+    assert t.verdict == "RE" and t.result.exit_code == 4, t.message
+    assert b"refused 13" in t.result.stderr
+    assert t.result.landlock and t.result.landlock["available"]

@@ -73,6 +73,10 @@ struct sb_spawn_req {
 	int new_pidns;                /* 1: the child starts a PID and a mount namespace (needs
 					 CAP_SYS_ADMIN): it is pid 1 there, its /proc shows only its own
 					 processes, and everything it starts dies with it */
+	const char *loginuid;         /* decimal uid written to /proc/self/loginuid first thing, so
+					 the run gets an audit session (`ses=` in audit records) of
+					 its own that every descendant inherits; best effort: on
+					 failure the run keeps the caller's session. NULL: skip */
 };
 
 struct sb_spawn_result {

@@ -393,6 +393,7 @@ cdef extern from "spawn.h" nogil:
         int keep_fd
         const char *init_exe
         int new_pidns
+        const char *loginuid
     struct sb_spawn_result:
         int pid
         int pidfd
@@ -492,9 +493,11 @@ cdef char **_cstrings(list items, list keep) except NULL:
 def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimits=None,
           list cgroup_fds=None, ids=None, caps=None, int last_cap=40, int pdeathsig=0,
           program=None, unsigned int filter_flags=0, int keep_fd=-1, bint new_pidns=False,
-          bytes init_exe=None):
+          bytes init_exe=None, loginuid=None):
     """Start one sandboxed process. Returns (pid, pidfd, status_fd); raises SpawnError (stage, errno) when
-    the child failed before execve. All arguments are bytes/ints prepared by sandbox.runner."""
+    the child failed before execve. All arguments are bytes/ints prepared by sandbox.runner.
+    loginuid (an int uid): the child writes it to /proc/self/loginuid so the run gets an audit
+    session of its own (best effort; see sandbox.auditlog.run_session)."""
     cdef sb_spawn_req req
     cdef sb_spawn_result res
     cdef list keep = []
@@ -561,6 +564,10 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
         req.new_pidns = 1 if new_pidns else 0
         if init_exe is not None:
             req.init_exe = <const char *>init_exe
+        if loginuid is not None:
+            uid_text = b"%d" % loginuid
+            keep.append(uid_text)
+            req.loginuid = <const char *>uid_text
         with nogil:
             rc = sb_spawn(&req, &res)
     finally:

@@ -413,3 +413,18 @@ def test_many_logged_calls_are_reported_incomplete(tmp_path):
     summary = aggregate(report["records"], first_n=5)
     assert summary["total"] == len(report["records"])
     assert all(e["syscall"] == "getppid" for e in summary["by_syscall"])
+
+
+def test_run_cannot_leave_its_session(monkeypatch):
+    """Without CAP_AUDIT_CONTROL (not in Docker's default set) a run cannot take a new session
+    to hide its records: its loginuid is set, so writing it again is refused."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (an audit session per run)")
+    spawns = Spawns(monkeypatch)
+    result, match = spawns.run(Sandbox(LOG_GETPPID), [
+        "/bin/sh", "-c", "cat /proc/self/sessionid; echo; echo 0 > /proc/self/loginuid "
+        "&& echo changed; cat /proc/self/sessionid"])
+    if match.session is None:
+        pytest.skip("the run did not get an audit session of its own here")
+    assert result.stdout.split() == [str(match.session).encode()] * 2
+    assert result.stderr   # the shell says the write failed

@@ -134,7 +134,8 @@ static void drop_all_caps(int pipe_w, int last_cap)
 /* A valid uid written to our own loginuid makes the kernel allocate a fresh audit session id
  * (allowed while ours is unset, else with CAP_AUDIT_CONTROL). Errors are ignored: the caller
  * compares /proc/PID/sessionid with its own to learn whether the run got one. The file must be
- * opened here: the kernel lets only the process itself write its loginuid. */
+ * opened here: the kernel lets only the process itself write its loginuid. (A caller that is
+ * not root and made itself non-dumpable fails here: sharing its mm, we see a root-owned /proc.) */
 static void new_audit_session(const struct sb_spawn_req *r)
 {
 	long fd;

@@ -20,7 +20,9 @@ Use:
 Attribution: a run started with a loginuid gets an audit session id of its own (csrc/spawn.c),
 inherited by everything it starts, PID namespace or not, and the records carry it (`ses=`):
 that is exact. Without one, records are matched by the pids the caller knows, which misses the
-processes the run started itself.
+processes the run started itself. A run gets no session of its own when the caller's loginuid is
+set and it lacks CAP_AUDIT_CONTROL (or the loginuid is immutable), or when a non-root caller is
+non-dumpable (the runner's protect_supervisor): run_session() then says None.
 """
 from __future__ import annotations
 

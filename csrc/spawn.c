@@ -164,10 +164,35 @@ static void drop_all_caps(int pipe_w, int last_cap)
 	raw(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 }
 
+/* A valid uid written to our own loginuid makes the kernel allocate a fresh audit session id
+ * (allowed while ours is unset, else with CAP_AUDIT_CONTROL). Errors are ignored: the caller
+ * compares /proc/PID/sessionid with its own to learn whether the run got one. The file must be
+ * opened here: the kernel lets only the process itself write its loginuid. (A caller that is
+ * not root and made itself non-dumpable fails here: sharing its mm, we see a root-owned /proc.) */
+static void new_audit_session(const struct sb_spawn_req *r)
+{
+	long fd;
+	size_t len = 0;
+
+	if (!r->loginuid)
+		return;
+	while (r->loginuid[len])
+		len++;
+	fd = raw(SYS_openat, AT_FDCWD, (long)"/proc/self/loginuid", O_WRONLY | O_CLOEXEC, 0, 0);
+	if (fd < 0)
+		return;
+	raw(SYS_write, fd, (long)r->loginuid, len, 0, 0);
+	raw(SYS_close, fd, 0, 0, 0, 0);
+}
+
 static __attribute__((noreturn)) void child(const struct sb_spawn_req *r, int pipe_w,
 					    const sigset_t *empty, struct sb_handshake *hs)
 {
 	int fds[3];
+
+	/* 0. an audit session of the run's own (in a PID namespace pid 1 did it already) */
+	if (!r->new_pidns)
+		new_audit_session(r);
 
 	/* 1. signals: every disposition back to default (the caller's Python handlers live in
 	 * memory we share); the mask is emptied just before the filter goes in */
@@ -312,6 +337,7 @@ static int clone_child(void *p)
 	int pending = 0;
 
 	reset_signal_handlers();
+	new_audit_session(r);    /* before the command is started: init and it share it */
 	/* a /proc of this namespace, in a mount namespace of our own, so other runs and the
 	 * supervisor cannot be reached through /proc/PID either */
 	CHECK(SB_STAGE_PROC, raw(SYS_mount, 0, (long)"/", 0, MS_REC | MS_PRIVATE, 0));

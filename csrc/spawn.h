@@ -86,6 +86,10 @@ struct sb_spawn_req {
 	int notify_share_vm;          /* with notify: share our memory with the child (needs
 					 CAP_SYS_PTRACE to take the listener from a process that
 					 shares our non-dumpable memory); 0: a copy, as fork */
+	const char *loginuid;         /* decimal uid written to /proc/self/loginuid first thing, so
+					 the run gets an audit session (`ses=` in audit records) of
+					 its own that every descendant inherits; best effort: on
+					 failure the run keeps the caller's session. NULL: skip */
 };
 
 struct sb_spawn_result {

@@ -446,6 +446,7 @@ cdef extern from "spawn.h" nogil:
         int new_pidns
         sb_notify *notify
         int notify_share_vm
+        const char *loginuid
     struct sb_spawn_result:
         int pid
         int pidfd
@@ -662,9 +663,11 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
           list cgroup_fds=None, ids=None, caps=None, int last_cap=40, int pdeathsig=0,
           program=None, unsigned int filter_flags=0, int keep_fd=-1, bint new_pidns=False,
           bytes init_exe=None, int landlock_fd=-1, Notifier notifier=None,
-          bint notify_share_vm=False):
+          bint notify_share_vm=False, loginuid=None):
     """Start one sandboxed process. Returns (pid, pidfd, status_fd); raises SpawnError (stage, errno) when
-    the child failed before execve. All arguments are bytes/ints prepared by sandbox.runner."""
+    the child failed before execve. All arguments are bytes/ints prepared by sandbox.runner.
+    loginuid (an int uid): the child writes it to /proc/self/loginuid so the run gets an audit
+    session of its own (best effort; see sandbox.auditlog.run_session)."""
     cdef sb_spawn_req req
     cdef sb_spawn_result res
     cdef list keep = []
@@ -735,6 +738,10 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
         if notifier is not None:
             req.notify = &notifier.n
             req.notify_share_vm = 1 if notify_share_vm else 0
+        if loginuid is not None:
+            uid_text = b"%d" % loginuid
+            keep.append(uid_text)
+            req.loginuid = <const char *>uid_text
         with nogil:
             rc = sb_spawn(&req, &res)
     finally:

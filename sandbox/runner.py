@@ -15,7 +15,8 @@ import tempfile
 import threading
 from typing import Optional, Sequence
 
-from . import _core, builtin, landlock, notify, profile as _profile, syscall_report
+from . import (_core, auditlog, builtin, landlock, notify, profile as _profile, syscall_log,
+               syscall_report)
 from .filter import Filter, compile_policy
 from .limits import Limits
 from .policy import Policy, RET_ALLOW, RET_LOG, json_action_name
@@ -325,6 +326,7 @@ class Sandbox:
         if self.log_records < 0:
             raise ValueError("log_records must be >= 0")
         self.notify_program = None
+        self.kernel_log = False
         self._notify_answer_delay_ns = 0  # tests: make a call wait for its answer
         if self.filter is None:
             return
@@ -332,8 +334,11 @@ class Sandbox:
         wanted = set()
         if backend == "notify":
             wanted |= can_return & notify.LOGGED
-        if self.report_denials:
+        if self.report_denials and backend != "kernel":
             wanted |= can_return & notify.DENIED
+        # the kernel backend reads back what the kernel logs itself: LOG, and KILL actions
+        self.kernel_log = backend == "kernel" and bool(
+            can_return & (notify.LOGGED | {notify.RET_KILL_PROCESS, notify.RET_KILL_THREAD}))
         if wanted:
             self.notify_program = notify.rewrite(self.filter.program, wanted)
             self.notify_keys = notify.keys_for(self.policy.arches)
@@ -548,6 +553,12 @@ class Sandbox:
                 except OSError as e:
                     return self._setup_error(argv, limits, "seccomp-listener",
                                              "cannot supervise notifications: %s" % e, e.errno)
+            klog = klog_reason = None
+            if self.kernel_log:
+                try:
+                    klog = auditlog.KernelLog.open(follow=True)
+                except auditlog.KernelLogUnavailable as e:
+                    klog_reason = str(e)
             start = _core.now_ns()
             if notifier is not None:
                 notifier.set_start(start)
@@ -565,10 +576,15 @@ class Sandbox:
                     filter_flags=self.filter_flags, new_pidns=self.pid_namespace,
                     init_exe=_INIT_EXE if self.pid_namespace else None,
                     notifier=notifier, notify_share_vm=self.is_root,
-                    landlock_fd=landlock_fd)
+                    landlock_fd=landlock_fd,
+                    # the kernel backend tells the run's audit records by a session of its own
+                    loginuid=(self.user[0] if self.user else os.getuid()) if klog else None)
             except _core.SpawnError as e:
+                if klog is not None:
+                    klog.close()
                 return self._setup_error(argv, limits, e.stage,
                                          _spawn_message(e, exe, cwd, landlock_fd >= 0), e.errno)
+            match = auditlog.RunMatch(start, auditlog.run_session(pid), {pid}) if klog else None
             for fd in to_close:
                 os.close(fd)
             to_close = []
@@ -601,6 +617,13 @@ class Sandbox:
                     os.close(pidfd)
             stats = cg.stats() if cg else {}
             log = notify.seccomp_log(notifier.report()) if notifier is not None else None
+            if klog is not None:
+                try:
+                    log = syscall_log.kernel_seccomp_log(klog.collect(match), self.log_records)
+                finally:
+                    klog.close()
+            elif klog_reason is not None:
+                log = syscall_log.kernel_seccomp_log(auditlog.unavailable(klog_reason))
             syscall_report.emit_logging(log, argv)
             result = self._verdict(argv, limits, pid, raw, cg, stats,
                                    capture_out=stdout is PIPE, capture_err=stderr is PIPE,

@@ -223,3 +223,20 @@ def test_argument_decoding():
     assert decode_args("openat", [0xFFFFFF9C, 0x1000, 0o2000000 | 0o100 | 1, 0o644]) \
         .endswith("O_WRONLY|O_CREAT|O_CLOEXEC")
     assert decode_args("getppid", None) == "?"
+
+
+def test_kernel_backend_reads_the_audit_log_and_says_whether_it_is_complete():
+    sb = Sandbox(LOG_GETPPID, log_backend="kernel")
+    assert sb.notify_program is None and sb.kernel_log
+    r = sb.run([S.probe("logcalls"), "loop", "5"])
+    assert r.verdict == "OK", r.describe()
+    log = r.seccomp_log
+    assert log["backend"] == "kernel" and isinstance(log["complete"], bool)
+    if not log["complete"]:
+        assert log["reason"]
+    made = 5
+    assert log["total"] <= made
+    for rec in log["records"]:
+        assert rec["syscall"] == "getppid" and rec["args"] is None
+    if log["total"] == made and log["attribution"] == "audit-session":
+        assert entry(r, "getppid")["count"] == made

@@ -30,5 +30,5 @@ bench: $(STAMP)
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf build dist *.egg-info sandbox/_core.c sandbox/*.so .pytest_cache .hypothesis bench/out
+	rm -rf build dist demo-out *.egg-info sandbox/_core.c sandbox/*.so .pytest_cache .hypothesis bench/out
 	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,30 +1,80 @@
-"""`make demo`: run a few untrusted sample scripts under the built-in profiles and show what the
-sandbox did, then explain a few decisions of the compiled default profile.
-
-(Batches, JUnit reports and learned profiles arrive with those features.)
+"""`make demo`: the main job. Untrusted sample scripts (examples/untrusted/) run as one batch:
+an ordinary one, one that tries the network under `no-network`, one that tries to escape, a fork
+bomb, one that writes without end, one that burns CPU, and one that runs under a profile learned
+for it a moment earlier (`sandbox learn`). Then the summary, where the JSON-lines results and the
+JUnit report are, what the filter denied, and a few decisions of the compiled default profile.
 """
+import json
 import os
 import platform
 import sys
 import time
 from pathlib import Path
 
-from sandbox import builtin, profile
+from sandbox import builtin, cli, profile
 from sandbox.filter import compile_policy
+from sandbox.learn import learn
 from sandbox.runner import Sandbox
+from sandbox.syscall_report import summary_lines
 
 HERE = Path(__file__).resolve().parent / "untrusted"
+OUT = Path(os.environ.get("DEMO_OUT", "demo-out")).resolve()
 PY = sys.executable if os.path.exists(sys.executable) else "python3"
+TEXT = "the sandbox runs the job and the job runs in the sandbox\n"
 
-JOBS = [
-    # (script, profile, limits, what to expect)
-    ("hello.py", "default", {}, "an ordinary job"),
-    ("phone_home.py", "no-network", {}, "tries the network"),
-    ("escape.py", "default", {}, "tries unshare, mount, keyctl"),
-    ("forkbomb.sh", "default", {"processes": 40, "timeout": 3}, "a fork bomb"),
-    ("flood.py", "default", {"output_limit": "1M", "timeout": 5}, "writes without end"),
-    ("spin.py", "grader", {"cpu_time": 1}, "burns CPU"),
-]
+
+def job(name, cmd, **fields):
+    return dict(name=name, cmd=cmd, cwd=str(HERE), **fields)
+
+
+def jobs(learned_profile: str) -> list:
+    return [
+        job("hello", [PY, "hello.py"]),
+        job("phone-home", [PY, "phone_home.py"], profile="no-network", expect_exit=3),
+        job("escape", [PY, "escape.py"]),
+        job("forkbomb", ["sh", "forkbomb.sh"], processes=40, wall_limit="3s"),
+        job("flood", [PY, "flood.py"], output_limit="1M", wall_limit="5s"),
+        # grader: the system python3 (Landlock lets it read the system directories and its cwd)
+        job("spin", ["python3", "spin.py"], profile="grader", time_limit="1s"),
+        job("wordcount-learned", ["python3", "wordcount.py"], stdin=TEXT,
+            profile=learned_profile, expect_stdout="the 4\nsandbox 2\nruns 2\n"),
+    ]
+
+
+def learn_profile() -> str:
+    print("== 1. learn a profile for wordcount.py (sandbox learn: every call logged, none denied)")
+    result, learned = learn(["python3", "wordcount.py"], stdin=TEXT.encode(), cwd=str(HERE))
+    path = OUT / "wordcount.learned.json"
+    path.write_text(json.dumps(learned, indent=2) + "\n")
+    names = sum(len(r["names"]) for r in learned["syscalls"] if not r.get("args"))
+    docker = profile.load(str(builtin.path("default")))
+    print("   %s; %d syscalls allowed (+%d argument rules) against %d rules in the default "
+          "profile -> %s" % (result.verdict, names,
+                             sum(1 for r in learned["syscalls"] if r.get("args")),
+                             len(docker.rules), path))
+    return str(path)
+
+
+def run_batch(learned_profile: str) -> None:
+    print()
+    print("== 2. the batch (sandbox batch): each job its own sandbox, profile compiled once")
+    jobs_file = OUT / "jobs.jsonl"
+    jobs_file.write_text("".join(json.dumps(j) + "\n" for j in jobs(learned_profile)))
+    results, junit = OUT / "results.jsonl", OUT / "junit.xml"
+    status = cli.main(["batch", str(jobs_file), "-j", "2", "--results", str(results),
+                       "--junit", str(junit)])
+    print("   exit status %d (some jobs are meant to fail); jobs: %s" % (status, jobs_file))
+    print("   JSON-lines results: %s" % results)
+    print("   JUnit report:       %s" % junit)
+
+
+def show_denials() -> None:
+    print()
+    print("== 3. what the filter denied (sandbox run --report-denials -- python3 escape.py)")
+    r = Sandbox("default", report_denials=True).run([PY, "escape.py"], cwd=HERE)
+    for line in summary_lines(r.seccomp_log):
+        print("   " + line)
+
 
 CALLS = [
     ("x86_64", "socket", [2, 1, 0], "socket(AF_INET, SOCK_STREAM)"),
@@ -36,35 +86,6 @@ CALLS = [
 ]
 
 
-def run_jobs() -> None:
-    print("== untrusted scripts from %s" % HERE)
-    print("%-14s %-11s %-15s %8s  %s" % ("script", "profile", "verdict", "wall", "what happened"))
-    for script, prof, limits, what in JOBS:
-        path = HERE / script
-        # grader lets the command read only the system directories (and its cwd): the system
-        # python3, not this interpreter, which may live in a venv or a home directory
-        py = "python3" if prof == "grader" else PY
-        argv = [py, str(path)] if script.endswith(".py") else ["sh", str(path)]
-        # cwd: under grader the script's directory is all the command may see besides the
-        # system directories (Landlock); elsewhere it changes nothing
-        result = Sandbox(prof, **limits).run(argv, cwd=HERE)
-        out = (result.stdout or b"").decode(errors="replace").strip().splitlines()
-        note = out[-1][:60] if out and result.verdict != "OUTPUT_LIMIT" else ""
-        if result.verdict == "OUTPUT_LIMIT":
-            note = "kept %d bytes, truncated" % len(result.stdout or b"")
-        elif result.verdict == "TIME_LIMIT":
-            note = "%s time limit, cpu %.2fs" % (result.time_limit_kind, result.cpu_time)
-        elif result.verdict == "SETUP_ERROR":
-            note = result.setup_error["message"]
-        elif script == "escape.py":
-            note = "%d of %d attempts refused" % (sum("refused" in l for l in out), len(out))
-        print("%-14s %-11s %-15s %7.2fs  %s (%s)" % (script, prof, result.verdict,
-                                                    result.wall_time, note, what))
-        if script == "escape.py":
-            for line in out:
-                print("%44s%s" % ("", line))
-
-
 def explain_default() -> None:
     t0 = time.perf_counter()
     policy = profile.load(str(builtin.path("default")), host_arch="x86_64", caps="docker")
@@ -72,7 +93,8 @@ def explain_default() -> None:
     ms = (time.perf_counter() - t0) * 1e3
     s = flt.stats("x86_64")
     print()
-    print("== the built-in default profile, compiled for x86_64 (+x86, x32), Docker's capabilities")
+    print("== 4. the built-in default profile, compiled for x86_64 (+x86, x32), Docker's "
+          "capabilities")
     print("   %d rules -> %d BPF instructions in %.1f ms; %.1f instructions per x86_64 syscall on "
           "average, %d syscalls served by the kernel's action cache"
           % (len(policy.rules), len(flt), ms, s["mean_executed"], s["cacheable"]))
@@ -86,10 +108,15 @@ def main() -> int:
     if platform.system() != "Linux":
         print("demo: seccomp-sandbox runs on Linux only")
         return 1
-    run_jobs()
+    OUT.mkdir(exist_ok=True)
+    learned = learn_profile()
+    run_batch(learned)
+    show_denials()
     explain_default()
     print()
     print("Try:  sandbox run --profile no-network --json -- python3 -c 'import socket; socket.socket()'")
+    print("      sandbox learn -o my.json -- python3 -c 'print(1)' && sandbox run --profile my.json "
+          "-- python3 -c 'print(1)'")
     print("      sandbox explain default socket 40 --arch x86_64")
     return 0
 

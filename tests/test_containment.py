@@ -239,7 +239,9 @@ def test_cpu_loop_hits_the_cpu_limit(docker, track):
     # an explicit, generous wall limit: only the CPU limit can end this run
     r = docker.run(["sh", "-c", "while :; do :; done", m], cpu_time=1, timeout=60)
     assert r.verdict == "TIME_LIMIT" and r.time_limit_kind == "cpu", r
-    assert r.cpu_time >= 0.9
+    # the CPU limit ended it, so it did burn CPU; how much the accounting shows at the kill
+    # varies on a loaded VM (0.82 s seen for a 1 s limit), so no tight bound here
+    assert r.cpu_time >= 0.5
     track.assert_clean(r)
 
 

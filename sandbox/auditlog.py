@@ -34,7 +34,7 @@ import threading
 from typing import Iterable, Optional
 
 from . import _core
-from .policy import RET_ERRNO, action_name
+from .policy import RET_ERRNO, RET_KILL_PROCESS, RET_KILL_THREAD, action_name
 
 KMSG = "/dev/kmsg"
 AUDIT_SECCOMP = 1326
@@ -419,3 +419,48 @@ class KernelLog:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def find_kill(start_ns: int, pids: Iterable[int], exe: Optional[str]) -> Optional[dict]:
+    """The audit record of a seccomp KILL of a finished run, looked up afterwards in what
+    /dev/kmsg still holds (a kill is logged by default even without SCMP_ACT_LOG): a record
+    after the run started, of one of `pids`, else of a process executing `exe`. The record says
+    how it was matched ("matched_by"); None when the log is unreadable or holds no such record
+    (rate limited, overwritten, or taken by an audit daemon)."""
+    pids = set(pids)
+    try:
+        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    by_pid = by_exe = None
+    try:
+        while True:
+            try:
+                data = os.read(fd, 8192)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                if e.errno == _errno.EPIPE:  # overwritten while we read: go on
+                    continue
+                break
+            rec = parse_kmsg(data)
+            if rec is None or rec[1] * 1000 < start_ns - 50_000_000:
+                continue
+            audit = parse_audit(rec[2])
+            if audit is None or audit[0] != AUDIT_SECCOMP:
+                continue
+            kind = int(audit[3].get("code", "0"), 16) & 0xFFFF0000
+            if kind not in (RET_KILL_PROCESS, RET_KILL_THREAD):
+                continue
+            fields = audit[3]
+            if by_pid is None and fields.get("pid", "").isdigit() and int(fields["pid"]) in pids:
+                by_pid = seccomp_record(fields, rec[1], start_ns)
+            elif by_exe is None and exe and _audit_string(fields.get("exe", '""')) == exe:
+                by_exe = seccomp_record(fields, rec[1], start_ns)
+    finally:
+        os.close(fd)
+    if by_pid is not None:
+        return dict(by_pid, source="kernel-audit", matched_by="pid")
+    if by_exe is not None:
+        return dict(by_exe, source="kernel-audit", matched_by="exe and time")
+    return None

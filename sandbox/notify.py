@@ -137,7 +137,8 @@ def seccomp_log(report: dict, *, backend: str = "notify") -> dict:
         "syscalls": syscalls,
         "records": records,
         "records_dropped": report["total"] - len(records),
-        "killed_by": record(report["killed"]) if report["killed"] else None,
+        "killed_by": dict(record(report["killed"]), source="notify") if report["killed"]
+        else None,
     }
 
 

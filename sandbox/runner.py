@@ -629,6 +629,8 @@ class Sandbox:
                                    capture_out=stdout is PIPE, capture_err=stderr is PIPE,
                                    log=log)
             result.cancelled = cancelled
+            if result.verdict == "SECCOMP_KILLED" and not result.killed_by:
+                self._name_the_kill(result, start, exe)
             return result
         finally:
             for fd in to_close + [x for x in (in_fd, out_r, err_r) if x >= 0]:
@@ -638,6 +640,20 @@ class Sandbox:
                     pass
             if cg is not None:
                 cg.close()
+
+    def _name_the_kill(self, result: Result, start: int, exe: str) -> None:
+        """A kill without denial reports: name the call from the kernel's audit record of it,
+        when the kernel log still holds one (the Result's killed_by says how it was found)."""
+        rec = auditlog.find_kill(start, {result.pid}, os.path.realpath(exe))
+        if rec is None:
+            return
+        if result.seccomp_log is None:
+            result.seccomp_log = {"backend": "kernel", "complete": False,
+                                  "reason": "only the kill was looked up in the kernel log",
+                                  "total": 0, "syscalls": [], "records": [],
+                                  "records_dropped": 0, "killed_by": rec}
+        else:
+            result.seccomp_log["killed_by"] = rec
 
     def _verdict(self, argv, limits, pid, raw, cg, stats, capture_out, capture_err,
                  log=None) -> Result:

@@ -8,7 +8,23 @@ Profiles: sandbox.profile.load(); compiled filters: sandbox.filter.compile_polic
 """
 __version__ = "0.1.0"
 
-from .result import Result  # noqa: E402
-from .runner import DEVNULL, INHERIT, PIPE, Sandbox, run  # noqa: E402
-
 __all__ = ["run", "Sandbox", "Result", "PIPE", "INHERIT", "DEVNULL", "__version__"]
+
+# The names above are imported on first use: importing a submodule (the pytest plugin, loaded
+# in every pytest run once the package is installed) must not load the C core and the profile
+# loader, nor fail when the core is not built.
+_RUNNER_NAMES = ("run", "Sandbox", "PIPE", "INHERIT", "DEVNULL")
+
+
+def __getattr__(name):
+    if name in _RUNNER_NAMES:
+        from . import runner
+        return getattr(runner, name)
+    if name == "Result":
+        from .result import Result
+        return Result
+    raise AttributeError("module 'sandbox' has no attribute %r" % name)
+
+
+def __dir__():
+    return sorted(list(globals()) + list(__all__))

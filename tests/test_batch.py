@@ -773,6 +773,27 @@ def test_cli_exit_statuses(cli, tmp_path):
     assert p.returncode == 2 and "--user no-such-user-xyz: no such user" in p.stderr
 
 
+@needs_core
+def test_cli_processes_executor(tmp_path, capsys):
+    jobs_file = write(tmp_path / "jobs.toml", """\
+        [[job]]
+        name = "a"
+        cmd = ["echo", "hi"]
+        expect_stdout = "hi\\n"
+        [[job]]
+        name = "b"
+        cmd = ["sh", "-c", "exit 3"]
+        expect_exit = 3
+        """)
+    out = tmp_path / "r.jsonl"
+    assert batch.main([str(jobs_file), "--executor", "processes", "-j", "2",
+                       "--results", str(out), "-q"]) == 0
+    records = [json.loads(l) for l in out.read_text().splitlines()]
+    assert sorted((d["job"], d["passed"]) for d in records) == [("a", True), ("b", True)]
+    # each ran in a pool process, which says so
+    assert all(int(d["worker"].rsplit(":", 1)[1]) != os.getpid() for d in records)
+
+
 def test_cli_streams_results_while_running(cli, tmp_path):
     jobs_file = write(tmp_path / "jobs.toml", """\
         [[job]]

@@ -879,7 +879,7 @@ Each distinct profile is compiled once."""
 BATCH_EPILOG = """\
 output:
   --results FILE   one JSON line per job as it finishes: the `sandbox run --json` Result plus
-                   "job", "passed" and "failures"
+                   "job", "passed", "failures" and "worker" (host:pid that ran it)
   --junit FILE     JUnit XML (GitLab, Jenkins): one testcase per job, classname sandbox.batch
   stderr           a progress line on a terminal; a summary at the end (per verdict counts,
                    slowest jobs, why jobs failed)

@@ -21,8 +21,8 @@ from common import ROOT, table  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 
-from reliability_mix import (RssSampler, expected_counts, fd_count, leftovers,  # noqa: E402
-                             mixed_jobs, write_kill_profile)
+from reliability_mix import (RssSampler, children, expected_counts, fd_count,  # noqa: E402
+                             leftovers, mixed_jobs, write_kill_profile)
 from sandbox.batch import run_batch  # noqa: E402
 
 DEFAULT_JOBS = 10000
@@ -39,6 +39,7 @@ def measure(n: int, parallel: int) -> dict:
         profile = write_kill_profile(tmp)
         run_batch(mixed_jobs(40, mark, profile), jobs_parallel=parallel)  # warm up
         fds_before = fd_count()
+        known = children()
         jobs = mixed_jobs(n, mark, profile)
         sampler = RssSampler(n)
         start = time.perf_counter()
@@ -48,7 +49,7 @@ def measure(n: int, parallel: int) -> dict:
         sessions = {r.result.pid for r in results if r.result.pid}
         deadline = time.monotonic() + LEFTOVER_WAIT_S
         while True:   # the last trees may take a moment to be gone
-            left = leftovers(mark, sessions)
+            left = leftovers(mark, sessions, known)
             if not any(left.values()) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)

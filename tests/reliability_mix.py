@@ -83,11 +83,24 @@ def _cmdline(pid: str) -> bytes:
         return b""
 
 
-def leftovers(mark: str, sessions=()) -> Dict[str, list]:
-    """What the batch left: children of this process (zombies included), processes still in a
-    run's session, and processes whose argv carries the batch's marker."""
+def children() -> set:
+    """Pids of this process's children, zombies included."""
+    me = os.getpid()
+    found = set()
+    for entry in os.listdir("/proc"):
+        st = _stat(entry) if entry.isdigit() else None
+        if st is not None and st[1] == me:
+            found.add(int(entry))
+    return found
+
+
+def leftovers(mark: str, sessions=(), known_children=()) -> Dict[str, list]:
+    """What the batch left: children of this process (zombies included) other than
+    known_children (those it had before: a test runner's helpers), processes still in a run's
+    session, and processes whose argv carries the batch's marker."""
     me = os.getpid()
     sessions = set(sessions)
+    known_children = set(known_children)
     found = {"children": [], "zombies": [], "in_run_sessions": [], "marked": []}
     needle = mark.encode()
     for entry in os.listdir("/proc"):
@@ -97,7 +110,7 @@ def leftovers(mark: str, sessions=()) -> Dict[str, list]:
         if st is None:
             continue
         state, ppid, session = st
-        if ppid == me:
+        if ppid == me and int(entry) not in known_children:
             found["zombies" if state == "Z" else "children"].append(int(entry))
         if session in sessions:
             found["in_run_sessions"].append(int(entry))

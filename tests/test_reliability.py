@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from reliability_mix import (RssSampler, expected_counts, fd_count, leftovers, mixed_jobs,
-                             write_kill_profile)
+from reliability_mix import (RssSampler, children, expected_counts, fd_count, leftovers,
+                             mixed_jobs, write_kill_profile)
 from sandbox.batch import run_batch
 from waiting import wait_for
 
@@ -30,6 +30,7 @@ def test_mixed_batch_yields_every_result_and_leaves_nothing(tmp_path):
     jobs = mixed_jobs(N, mark, profile)
     run_batch(mixed_jobs(40, mark, profile), jobs_parallel=8)   # warm up caches and pools
     fds = fd_count()
+    known = children()   # e.g. multiprocessing's resource tracker, started by another test
     sampler = RssSampler(N)
 
     results = run_batch(jobs, jobs_parallel=8, on_progress=sampler)
@@ -46,8 +47,8 @@ def test_mixed_batch_yields_every_result_and_leaves_nothing(tmp_path):
     assert len(sessions) == N
     # the processes a run started die with it; a moment may pass before the last ones go
     try:
-        wait_for(lambda: not any(leftovers(mark, sessions).values()), 10, "leftovers")
+        wait_for(lambda: not any(leftovers(mark, sessions, known).values()), 10, "leftovers")
     except AssertionError:
-        pytest.fail("processes left behind: %r" % (leftovers(mark, sessions),))
+        pytest.fail("processes left behind: %r" % (leftovers(mark, sessions, known),))
     assert fd_count() == fds
     assert rss["end"] - rss["start"] < RSS_GROWTH_LIMIT, rss

@@ -1206,4 +1206,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the importable sandbox.batch, not this __main__ copy: the work items handed to
+    # process pools and Dask workers must pickle by reference to a module they can import
+    from sandbox import batch as _importable
+    sys.exit(_importable.main())

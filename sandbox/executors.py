@@ -12,6 +12,9 @@ import contextlib
 import dataclasses
 import logging
 import multiprocessing
+import os
+import signal
+import threading
 import uuid
 from typing import Callable, Iterator, Optional, Union
 
@@ -23,6 +26,10 @@ DASK_MISSING = ("--executor dask needs Dask distributed on this machine and on e
 
 class ExecutorUnavailable(RuntimeError):
     """The executor asked for cannot be had (a missing package, an unreachable scheduler)."""
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 @dataclasses.dataclass
@@ -48,11 +55,14 @@ def batch_executor(kind: str, parallel: Optional[int], scheduler: Optional[str] 
         n = parallel or default_parallel
         # spawn: a forked copy of a threaded supervisor could inherit a held lock
         pool = concurrent.futures.ProcessPoolExecutor(
-            n, mp_context=multiprocessing.get_context("spawn"))
+            n, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_ctrl_c)
+
+        def kill_runs_of_the_pool():
+            _kill_runs_of({p.pid for p in getattr(pool, "_processes", {}).values()})
+
         try:
-            # on Ctrl-C the terminal's SIGINT reaches the pool processes too, whose runs
-            # then kill their trees: nothing to kill from here
-            yield BatchExecutor(pool, n, kill_on_interrupt=False, where="processes")
+            yield BatchExecutor(pool, n, kill_on_interrupt=kill_runs_of_the_pool,
+                                where="processes")
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     elif kind == "dask":
@@ -70,6 +80,31 @@ def local_cluster(n_workers: int):
         n_workers=n_workers, threads_per_worker=1, processes=True,
         dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False},
         silence_logs=logging.ERROR)
+
+
+def _ignore_ctrl_c() -> None:
+    """In a worker process: the terminal's Ctrl-C is the batch's to handle (a grace, then a
+    kill of the runs), not each worker's. Inherited by processes spawned while it is set."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _kill_runs_of(parents) -> None:
+    """SIGKILL the runs the pool processes `parents` supervise, which are all their children
+    (a run's own process, or the sandbox-init of its PID namespace). The supervisor in each
+    then ends the run's tree and reports it as killed."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry, "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) in parents:
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def _cancel_runs_here() -> int:
@@ -93,7 +128,13 @@ def _dask_executor(parallel, scheduler, default_parallel) -> Iterator[BatchExecu
             where = "dask %s" % scheduler
         else:
             n = parallel or default_parallel
-            cluster = stack.enter_context(local_cluster(n))
+            # its worker processes inherit an ignored SIGINT: Ctrl-C is the batch's alone
+            old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+            try:
+                cluster = stack.enter_context(local_cluster(n))
+            finally:
+                if old is not None:
+                    signal.signal(signal.SIGINT, old)
             client = stack.enter_context(distributed.Client(cluster))
             where = "dask local cluster of %d worker processes" % n
         try:

@@ -4,7 +4,10 @@ and gives the same results as a local run, each saying which worker ran it; the 
 """
 import json
 import os
+import pathlib
+import signal
 import socket
+import subprocess
 import sys
 import textwrap
 
@@ -190,3 +193,43 @@ def test_interrupt_kills_the_runs_on_the_workers(client):
     killed = [jr for jr in e.value.results if jr.name.startswith("sleep")]
     assert killed and all(jr.interrupted and jr.result.signal == 9 for jr in killed)
     assert len(e.value.results) + len(e.value.not_run) == len(jobs)
+
+
+def test_cli_ctrl_c_on_a_local_cluster(tmp_path):
+    # the terminal's SIGINT reaches the whole process group: the local cluster's workers must
+    # leave it to the batch, which gives the grace, then kills the runs on every worker
+    mark = "DASK-%d-%s" % (os.getpid(), tmp_path.name)
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(json.dumps(j) + "\n" for j in [
+        {"name": "s1", "cmd": ["sh", "-c", "sleep 30 & sleep 30; : " + mark]},
+        {"name": "s2", "cmd": ["sh", "-c", "sleep 30; : " + mark]},
+        {"name": "never", "cmd": ["true"]}]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(pathlib.Path(__file__).resolve().parents[1])] + sys.path))
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox.batch", str(jobs), "--executor",
+                             "dask", "-j", "2", "--grace", "0.3"], env=env,
+                            start_new_session=True, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(marked(mark)) >= 2, 60, "the jobs did not start")
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "interrupted: 2 killed, 1 not run" in err
+    wait_for(lambda: not marked(mark), 10, "runs outlived the batch")
+
+
+def marked(mark: str) -> list:
+    """Live processes whose argv carries mark."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                if mark.encode() in f.read():
+                    found.append(entry)
+        except OSError:
+            pass
+    return found

@@ -724,7 +724,8 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
     starts) is SIGKILLed, which makes its run end and its tree be killed; kill_on_interrupt may
     also be a callable that kills the runs wherever they are (e.g. on every Dask worker).
     Finished results are passed to on_result as usual (killed ones with interrupted=True), then
-    BatchInterrupted is raised with .results and .not_run. Another Ctrl-C during the grace kills at once.
+    BatchInterrupted is raised with .results and .not_run. Another Ctrl-C during the grace
+    kills at once.
     """
     jobs = list(jobs)
     total = len(jobs)

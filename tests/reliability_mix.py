@@ -1,7 +1,7 @@
-"""The reliability batch (tests/test_reliability.py at a few hundred jobs, bench/bench_reliability.py
-at 10,000): a repeating mix of successes, failures, timeouts that leave a background child,
-crashes, output floods and seccomp kills, and a census of what a batch may leave behind in this
-process (children, zombies, processes in a run's session, descriptors, RSS).
+"""The reliability batch (a few hundred jobs in tests/test_reliability.py, 10,000 in
+bench/bench_reliability.py): a repeating mix of successes, failures, timeouts that leave a
+background child, crashes, output floods and seccomp kills; and a census of what a batch may
+leave behind in this process (children, zombies, processes in a run's session, descriptors, RSS).
 
 Every command carries a marker unique to the batch in its argv, so leftovers show in /proc.
 """

@@ -15,9 +15,28 @@ import logging as _logging
 # distinct logged or denied syscall of a run)
 _logging.getLogger("sandbox").addHandler(_logging.NullHandler())
 
-from .result import Result  # noqa: E402
-from .runner import DEVNULL, INHERIT, PIPE, Sandbox, run  # noqa: E402
-from .grading import GradeError, GradeReport, grade  # noqa: E402
-
 __all__ = ["run", "Sandbox", "Result", "PIPE", "INHERIT", "DEVNULL", "grade", "GradeReport",
            "GradeError", "__version__"]
+
+# The names above are imported on first use: importing a submodule (the pytest plugin, loaded
+# in every pytest run once the package is installed) must not load the C core and the profile
+# loader, nor fail when the core is not built.
+_RUNNER_NAMES = ("run", "Sandbox", "PIPE", "INHERIT", "DEVNULL")
+_GRADING_NAMES = ("grade", "GradeReport", "GradeError")
+
+
+def __getattr__(name):
+    if name in _RUNNER_NAMES:
+        from . import runner
+        return getattr(runner, name)
+    if name in _GRADING_NAMES:
+        from . import grading
+        return getattr(grading, name)
+    if name == "Result":
+        from .result import Result
+        return Result
+    raise AttributeError("module 'sandbox' has no attribute %r" % name)
+
+
+def __dir__():
+    return sorted(list(globals()) + list(__all__))

@@ -41,6 +41,7 @@ import queue
 import re
 import shlex
 import signal
+import socket
 import sys
 import threading
 import time
@@ -129,14 +130,17 @@ class JobResult:
     passed: bool
     failures: List[str]
     interrupted: bool = False             # killed by Ctrl-C before it ended on its own
+    worker: Optional[str] = None          # "host:pid" of the process that ran it (a Dask
+                                          # worker, a pool process, or this one)
 
     @property
     def name(self) -> str:
         return self.job.name
 
     def to_json(self) -> dict:
-        """The JSON-lines record: job, passed, failures, then the Result's own fields."""
-        d = {"job": self.job.name, "passed": self.passed, "failures": list(self.failures)}
+        """The JSON-lines record: job, passed, failures, worker, then the Result's fields."""
+        d = {"job": self.job.name, "passed": self.passed, "failures": list(self.failures),
+             "worker": self.worker}
         for key, value in self.result.to_json().items():
             d.setdefault(key, value)
         return d
@@ -667,7 +671,9 @@ def execute_job(job: Job, default_profile: str = "default", batch_key=None,
     """Run and judge one job: the picklable work item handed to an executor. Sandboxes are
     cached per process, per (batch_key, profile, user)."""
     profile = job.profile or default_profile
-    return judge(job, _run(job, profile, batch_key, user))
+    jr = judge(job, _run(job, profile, batch_key, user))
+    jr.worker = "%s:%d" % (socket.gethostname(), os.getpid())
+    return jr
 
 
 def _not_started(job, default_profile, batch_key, user, stop, work=execute_job):
@@ -702,7 +708,7 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
               on_result: Optional[Callable[[JobResult], None]] = None,
               default_profile: str = "default",
               on_progress: Optional[Callable[[int, int, int], None]] = None,
-              grace: float = GRACE_S, kill_on_interrupt: Optional[bool] = None,
+              grace: float = GRACE_S, kill_on_interrupt=None,
               user=None, work: Callable = execute_job, batch_key=None) -> List[JobResult]:
     """Run jobs in parallel; return their JobResults in the jobs' order.
 
@@ -716,9 +722,11 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
     Ctrl-C (KeyboardInterrupt in the calling thread): no new job starts; running jobs get
     `grace` seconds to end, then (kill_on_interrupt, default: when the pool is our own) every
     child of this process that leads its own session with no_new_privs (what Sandbox.run
-    starts) is SIGKILLed, which makes its run end and its tree be killed. Finished results are
-    passed to on_result as usual (killed ones with interrupted=True), then BatchInterrupted is
-    raised with .results and .not_run. Another Ctrl-C during the grace kills at once.
+    starts) is SIGKILLed, which makes its run end and its tree be killed; kill_on_interrupt may
+    also be a callable that kills the runs wherever they are (e.g. on every Dask worker).
+    Finished results are passed to on_result as usual (killed ones with interrupted=True), then
+    BatchInterrupted is raised with .results and .not_run. Another Ctrl-C during the grace
+    kills at once.
 
     work: the picklable work item, work(job, default_profile, batch_key, user) -> JobResult
     (default execute_job; `sandbox grade` passes its own). batch_key: the key of this batch's
@@ -842,7 +850,7 @@ def _wind_down(in_flight, done_q, take, deliver, grace, kill):
                 if not kill or now >= give_up:
                     return
                 killing = True
-                _kill_running_jobs()
+                (kill if callable(kill) else _kill_running_jobs)()
             try:
                 done_q.get(timeout=0.05 if killing else max(0.01, min(_TICK_S, deadline - now)))
             except queue.Empty:
@@ -878,7 +886,7 @@ Each distinct profile is compiled once."""
 BATCH_EPILOG = """\
 output:
   --results FILE   one JSON line per job as it finishes: the `sandbox run --json` Result plus
-                   "job", "passed" and "failures"
+                   "job", "passed", "failures" and "worker" (host:pid that ran it)
   --junit FILE     JUnit XML (GitLab, Jenkins): one testcase per job, classname sandbox.batch
   stderr           a progress line on a terminal; a summary at the end (per verdict counts,
                    slowest jobs, why jobs failed)
@@ -944,6 +952,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grace", metavar="S", type=_seconds, default=GRACE_S,
                    help="on Ctrl-C, seconds running jobs may still finish before they are "
                         "killed (default: %g)" % GRACE_S)
+    g = p.add_argument_group("where jobs run")
+    g.add_argument("--executor", choices=("threads", "processes", "dask"), default="threads",
+                   help="threads of this process (the default), a pool of processes here, or "
+                        "Dask distributed workers (needs the dask extra)")
+    g.add_argument("--scheduler", metavar="ADDR",
+                   help="with --executor dask: the scheduler, e.g. tcp://host:8786 (default: "
+                        "start a local cluster of -j worker processes for this batch)")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress line and no summary (problems and errors still show)")
 
@@ -1120,7 +1135,24 @@ def _cmd_batch(args) -> int:
                 file=err)
             return EXIT_BAD_FILE
 
-    parallel = args.parallel or os.cpu_count() or 1
+    if args.scheduler and args.executor != "dask":
+        writer.close()
+        print("sandbox batch: --scheduler needs --executor dask", file=err)
+        return EXIT_BAD_FILE
+    from .executors import ExecutorUnavailable, batch_executor
+    try:
+        with batch_executor(args.executor, args.parallel, args.scheduler,
+                            default_parallel=os.cpu_count() or 1) as where:
+            return _run_and_report(args, jobs, problems, shown, default_profile, writer, where)
+    except ExecutorUnavailable as e:
+        writer.close()
+        print("sandbox batch: %s" % e, file=err)
+        return EXIT_BAD_FILE
+
+
+def _run_and_report(args, jobs, problems, shown, default_profile, writer, where) -> int:
+    err = sys.stderr
+    parallel = where.parallel
     results_on_tty = args.results == "-" and sys.stdout.isatty()
     progress = _Progress(err, enabled=not args.quiet and err.isatty() and not results_on_tty)
     start = time.monotonic()
@@ -1136,7 +1168,8 @@ def _cmd_batch(args) -> int:
     if threading.current_thread() is threading.main_thread():
         old_term = signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        results = run_batch(jobs, jobs_parallel=parallel, on_result=writer,
+        results = run_batch(jobs, jobs_parallel=parallel, executor=where.executor,
+                            kill_on_interrupt=where.kill_on_interrupt, on_result=writer,
                             default_profile=default_profile, on_progress=progress,
                             grace=args.grace, user=args.user)
     except BatchInterrupted as e:
@@ -1155,7 +1188,7 @@ def _cmd_batch(args) -> int:
             write_junit(args.junit, results, problems=problems, not_run=not_run,
                         suite_name=os.path.basename(shown), elapsed=elapsed,
                         properties={"profile": args.profile, "parallel": str(parallel),
-                                    "jobs_file": shown})
+                                    "executor": where.where, "jobs_file": shown})
         except OSError as e:
             print("sandbox batch: --junit %s: %s" % (args.junit, e.strerror or e), file=err)
     if not args.quiet or interrupted:
@@ -1180,4 +1213,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the importable sandbox.batch, not this __main__ copy: the work items handed to
+    # process pools and Dask workers must pickle by reference to a module they can import
+    from sandbox import batch as _importable
+    sys.exit(_importable.main())

@@ -25,6 +25,7 @@ import pytest
 
 from sandbox import batch
 from sandbox.batch import Job, JobsFileError, load_jobs, parse_jobs, run_batch
+from waiting import wait_for
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -771,6 +772,50 @@ def test_cli_exit_statuses(cli, tmp_path):
     assert p.returncode == 2
     p = run_cli(cli, good, "--user", "no-such-user-xyz")
     assert p.returncode == 2 and "--user no-such-user-xyz: no such user" in p.stderr
+
+
+@needs_core
+def test_cli_processes_executor(tmp_path, capsys):
+    jobs_file = write(tmp_path / "jobs.toml", """\
+        [[job]]
+        name = "a"
+        cmd = ["echo", "hi"]
+        expect_stdout = "hi\\n"
+        [[job]]
+        name = "b"
+        cmd = ["sh", "-c", "exit 3"]
+        expect_exit = 3
+        """)
+    out = tmp_path / "r.jsonl"
+    assert batch.main([str(jobs_file), "--executor", "processes", "-j", "2",
+                       "--results", str(out), "-q"]) == 0
+    records = [json.loads(l) for l in out.read_text().splitlines()]
+    assert sorted((d["job"], d["passed"]) for d in records) == [("a", True), ("b", True)]
+    # each ran in a pool process, which says so
+    assert all(int(d["worker"].rsplit(":", 1)[1]) != os.getpid() for d in records)
+
+
+@needs_core
+def test_interrupt_kills_the_runs_in_pool_processes():
+    from sandbox.executors import batch_executor
+    mark = marker()
+    jobs = [job("quick", ["true"], index=0)]
+    jobs += [job("sleep%d" % i, ["sh", "-c", "sleep 30 & sleep 30; : %s" % mark], index=i + 1)
+             for i in range(2)]
+
+    def on_result(jr):
+        if jr.name == "quick":
+            wait_for(lambda: len(procs_with(mark)) >= 2, 20, "the sleeps did not start")
+            raise KeyboardInterrupt   # as if Ctrl-C arrived while the batch waits
+
+    with batch_executor("processes", 3) as where:
+        with pytest.raises(batch.BatchInterrupted) as e:
+            run_batch(jobs, jobs_parallel=where.parallel, executor=where.executor,
+                      kill_on_interrupt=where.kill_on_interrupt, on_result=on_result,
+                      grace=0.2)
+    killed = [r for r in e.value.results if r.name.startswith("sleep")]
+    assert len(killed) == 2 and all(r.interrupted for r in killed)
+    assert wait_gone(mark) == []
 
 
 def test_cli_streams_results_while_running(cli, tmp_path):

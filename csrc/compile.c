@@ -390,13 +390,6 @@ static void push_range(struct ranges *rs, uint32_t lo, uint32_t hi, int block, u
 	rs->n++;
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : (x > y);
-}
-
 /* The section's ranges: every number where the outcome may change is a breakpoint (each
  * rule's number and the one after, the stub cut-offs, the ABI quarter boundaries, -1), and
  * each interval between breakpoints takes the outcome of its first number, as
@@ -405,11 +398,11 @@ static int section_ranges(struct ranges *rs, const struct sb_ruleset *set,
 			  const struct sb_section *sec, uint32_t base1)
 {
 	uint32_t n = 8, nb = 0;
-	uint32_t *bp;
+	uint64_t *bp;
 
 	for (uint32_t k = 0; k < sec->nabi; k++)
 		n += 2 * sec->abi[k].nsys + 2;
-	bp = malloc(n * sizeof(*bp));
+	bp = malloc(2 * n * sizeof(*bp)); /* the second half: scratch space for the sort */
 	if (!bp)
 		return -1;
 	bp[nb++] = 0;
@@ -431,17 +424,21 @@ static int section_ranges(struct ranges *rs, const struct sb_ruleset *set,
 		if (sec->nabi == 2 && abi->stub_max >= 0 && abi->stub_max < 0x3fffffffLL)
 			bp[nb++] = (uint32_t)abi->stub_max + 1 + 0x80000000u;
 	}
-	qsort(bp, nb, sizeof(*bp), cmp_u32);
+	for (uint32_t i = 0; i < nb; i++)
+		bp[i] <<= 32;
+	sb_sort_by_high_word(bp, nb, bp + n);
+	for (uint32_t i = 0; i < nb; i++)
+		bp[i] >>= 32;
 	for (uint32_t i = 0; i < nb; i++) {
 		struct sb_outcome o;
-		uint32_t lo = bp[i], hi;
+		uint32_t lo = (uint32_t)bp[i], hi;
 
 		if (i > 0 && bp[i] == bp[i - 1])
 			continue;
 		hi = 0xffffffffu;
 		for (uint32_t j = i + 1; j < nb; j++) {
 			if (bp[j] != lo) {
-				hi = bp[j] - 1;
+				hi = (uint32_t)bp[j] - 1;
 				break;
 			}
 		}

@@ -107,11 +107,36 @@ static int pending_push(struct pending_list *l, const struct pending *p)
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
+void sb_sort_by_high_word(uint64_t *v, uint32_t n, uint64_t *tmp)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	/* LSD radix sort, a byte per pass (stable, linear), where qsort's indirect compares made
+	 * sorting the costliest step of a compile. A byte all keys share needs no pass: syscall
+	 * numbers differ in their low two bytes only, but for ARM's private calls. */
+	uint32_t count[4][256] = {{0}};
 
-	return x < y ? -1 : (x > y);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t h = (uint32_t)(v[i] >> 32);
+
+		count[0][h & 0xff]++;
+		count[1][(h >> 8) & 0xff]++;
+		count[2][(h >> 16) & 0xff]++;
+		count[3][h >> 24]++;
+	}
+	for (int b = 0; b < 4 && n > 0; b++) {
+		uint32_t *c = count[b], pos = 0, shift = 32 + 8 * b;
+
+		if (c[(v[0] >> shift) & 0xff] == n)
+			continue;
+		for (int d = 0; d < 256; d++) {
+			uint32_t k = c[d];
+
+			c[d] = pos;
+			pos += k;
+		}
+		for (uint32_t i = 0; i < n; i++)
+			tmp[c[(v[i] >> shift) & 0xff]++] = v[i];
+		memcpy(v, tmp, n * sizeof(*v));
+	}
 }
 
 /* Conditional rules: most restrictive action first, then earliest rule. */
@@ -288,21 +313,24 @@ static int build_abi(const struct sb_ruleset *rs, struct sb_abi *abi, int arch, 
 			abi->stub_max = stub_max_for(rs, arch);
 	}
 
+	/* at most two entries per rule (x86: the socketcall/ipc companion and the direct call) */
+	l.cap = 2 * p->nrule + 1;
+	l.v = malloc(l.cap * sizeof(*l.v));
+	if (!l.v)
+		goto oom;
 	for (i = 0; i < p->nrule; i++)
 		if (add_rule(rs, arch, i, &order, &l, err) < 0)
 			goto fail;
 	/* sort by (number, generation order) through 64-bit keys: the entries are large and
-	 * already in generation order, so key k's low word is its index */
-	keys = malloc((l.n ? l.n : 1) * sizeof(*keys));
-	abi->rules = calloc(l.n ? l.n : 1, sizeof(*abi->rules));
-	abi->sys = calloc(l.n ? l.n : 1, sizeof(*abi->sys));
-	if (!keys || !abi->rules || !abi->sys) {
-		sb_set_error(err, "out of memory");
-		goto fail;
-	}
+	 * already in generation order, so key k is (number, k) and a stable sort by number does */
+	keys = malloc(2 * (l.n ? l.n : 1) * sizeof(*keys));
+	abi->rules = malloc((l.n ? l.n : 1) * sizeof(*abi->rules));
+	abi->sys = malloc((l.n ? l.n : 1) * sizeof(*abi->sys));
+	if (!keys || !abi->rules || !abi->sys)
+		goto oom;
 	for (i = 0; i < l.n; i++)
 		keys[i] = ((uint64_t)l.v[i].nr << 32) | i;
-	qsort(keys, l.n, sizeof(*keys), cmp_u64);
+	sb_sort_by_high_word(keys, l.n, keys + l.n);
 #define AT(k) (&l.v[(uint32_t)keys[k]])
 	for (i = 0; i < l.n; i = j) {
 		struct sb_xsys *s = &abi->sys[abi->nsys++];
@@ -330,6 +358,8 @@ static int build_abi(const struct sb_ruleset *rs, struct sb_abi *abi, int arch, 
 	free(keys);
 	free(l.v);
 	return 0;
+oom:
+	sb_set_error(err, "out of memory");
 fail:
 	free(keys);
 	free(l.v);

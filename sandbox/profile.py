@@ -225,6 +225,19 @@ def parse_min_kernel(value, path: str) -> Optional[tuple]:
     return version
 
 
+_MIN_KERNELS = {}       # minKernel string -> parsed value, for the valid ones
+
+
+def _min_kernel(value, path: str) -> Optional[tuple]:
+    """parse_min_kernel, remembering valid strings (a profile repeats the same few)."""
+    parsed = _MIN_KERNELS.get(value) if value.__class__ is str else None
+    if parsed is None:
+        parsed = parse_min_kernel(value, path)
+        if parsed is not None and len(_MIN_KERNELS) < 256:
+            _MIN_KERNELS[value] = parsed
+    return parsed
+
+
 # ------------------------------------------------------------------------------------------------
 # Phase 1: read
 
@@ -359,9 +372,20 @@ def _strings(value, path: str) -> list:
 
 _ONLY_STR = frozenset((str,))
 
+# tuple.__new__(SomeNamedTuple, fields) builds a NamedTuple in C, without the Python-level
+# __new__ a call of the class runs: the loader makes hundreds of rules per profile.
+_new_tuple = tuple.__new__
 
-def _new_rule(fields, _new=tuple.__new__):
-    return _new(Rule, fields)
+_INDEX_SUFFIXES = []     # "[0]", "[1]", ...: shared by every list path
+
+
+def _item_paths(path: str, count: int) -> list:
+    """[_item(path, 0), ..., _item(path, count - 1)], by concatenation with cached suffixes."""
+    if len(_INDEX_SUFFIXES) < min(count, 4096):
+        _INDEX_SUFFIXES.extend("[%d]" % i for i in range(len(_INDEX_SUFFIXES), min(count, 4096)))
+    if count > 4096:
+        return [_item(path, index) for index in range(count)]
+    return list(map(path.__add__, _INDEX_SUFFIXES[:count]))
 
 
 def _uint(value, path: str, limit: Optional[int] = U64_MAX) -> int:
@@ -416,12 +440,23 @@ class _Entry(NamedTuple):
     """One validated syscalls[] entry, before include/exclude resolution."""
     path: str
     names: tuple            # syscall names, as the profile lists them
-    name_paths: tuple       # the JSON path of each name
+    names_path: str         # the JSON path of the names list, or of moby's legacy single name
     action: int             # kernel value with data
     conds: tuple            # Cond, ...
     split: bool             # an argument index repeats: one single-condition rule per Cond
     includes: Optional[_Filter]
     excludes: Optional[_Filter]
+
+    def name_paths(self) -> list:
+        return _name_paths(self.names_path, len(self.names))
+
+
+def _name_paths(names_path: str, count: int) -> list:
+    """The JSON path of each of the `count` names listed at `names_path` (built on demand: a
+    profile lists hundreds). moby's legacy single `name` is its own path."""
+    if names_path.endswith(".name"):
+        return [names_path]
+    return _item_paths(names_path, count)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -451,6 +486,8 @@ class _Loader:
         self.warnings.append("%s: %s" % (path, problem) if path else problem)
 
     def check_keys(self, obj: dict, path: str, known: frozenset) -> None:
+        if known.issuperset(obj) and not getattr(obj, "duplicates", ()):
+            return      # the common case, decided in C
         for key in getattr(obj, "duplicates", ()):
             self.warn(_key(path, key), "duplicate key, the last value is used (as Go does)")
         for key in obj:
@@ -477,9 +514,9 @@ class _Loader:
         entries = [self.entry(raw, _item(syscalls_path, index))
                    for index, raw in enumerate(raw_entries)]
         survivors = [entry for entry in entries if self.included(entry)]
-        rules, stub_names = self.convert(survivors, default)
-        self.check_notify(rules, listener_path)
-        flags = self.check_wait_killable(flags, rules)
+        rules, stub_names, notify = self.convert(survivors, default)
+        self.check_notify(notify, listener_path)
+        flags = self.check_wait_killable(flags, notify)
         return Policy(
             default_action=default, arches=arches, rules=tuple(rules),
             stub_names=tuple(stub_names), flags=flags, listener_path=listener_path,
@@ -615,26 +652,34 @@ class _Loader:
     def entry(self, raw, path: str) -> _Entry:
         obj = _object(raw, path)
         self.check_keys(obj, path, _ENTRY_KEYS)
-        names, name_paths = self.entry_names(obj, path)
-        action = self.entry_action(obj, path, names, name_paths)
+        names, names_path = self.entry_names(obj, path)
+        action = self.entry_action(obj, path, names, names_path)
         conds, split = self.entry_args(obj, path)
         if obj.get("comment") is not None:
             _string(obj["comment"], _key(path, "comment"))
-        return _Entry(path=path, names=names, name_paths=name_paths, action=action, conds=conds,
-                      split=split, includes=self.entry_filter(obj, "includes", path),
-                      excludes=self.entry_filter(obj, "excludes", path))
+        includes, excludes = obj.get("includes"), obj.get("excludes")
+        if includes is not None:
+            includes = self.entry_filter(includes, f"{path}.includes")
+        if excludes is not None:
+            excludes = self.entry_filter(excludes, f"{path}.excludes")
+        return _new_tuple(_Entry, (path, names, names_path, action, conds, split, includes,
+                                   excludes))
 
     def entry_names(self, obj: dict, path: str) -> tuple:
-        """(names, the JSON path of each): `names`, or moby's legacy single `name`."""
+        """(names, the JSON path of the list): `names`, or moby's legacy single `name` (whose
+        own path is then given)."""
         name, names = obj.get("name"), obj.get("names")
+        list_path = _key(path, "names")
+        if (names.__class__ is list and name is None and _ONLY_STR.issuperset(map(type, names))
+                and names and "" not in names):
+            return tuple(names), list_path      # the common case, checked in C
         if name is not None and names is not None:
             raise ProfileError(path, 'both "name" and "names" given')
         if name is not None:
             name_path = _key(path, "name")
             if _string(name, name_path) == "":
                 raise ProfileError(name_path, 'empty string is not a valid syscall name ""')
-            return (name,), (name_path,)
-        list_path = _key(path, "names")
+            return (name,), name_path
         if names is None:
             _require(obj, "names", path)    # a case-only near miss makes a better message
             raise ProfileError(list_path, "missing")
@@ -644,14 +689,20 @@ class _Loader:
         if "" in names:
             raise ProfileError(_item(list_path, names.index("")),
                                'empty string is not a valid syscall name ""')
-        return tuple(names), tuple([f"{list_path}[{index}]" for index in range(len(names))])
+        return tuple(names), list_path
 
-    def entry_action(self, obj: dict, path: str, names: tuple, name_paths: tuple) -> int:
+    def entry_action(self, obj: dict, path: str, names: tuple, names_path: str) -> int:
+        name = obj.get("action")
+        kind = ACTIONS.get(name) if name.__class__ is str else None
+        if (kind is not None and kind != RET_USER_NOTIF and obj.get("errnoRet") is None
+                and obj.get("errno") in (None, "")):
+            # the common case: no data given, so EPERM for the actions that carry one
+            return kind | (EPERM if kind in (RET_ERRNO, RET_TRACE) else 0)
         action_path = _key(path, "action")
         name = _string(_require(obj, "action", path), action_path, "an action name")
         kind = _action_value(name, action_path)
         if kind == RET_USER_NOTIF and "write" in names:
-            raise ProfileError(name_paths[names.index("write")],
+            raise ProfileError(_name_paths(names_path, len(names))[names.index("write")],
                                'SCMP_ACT_NOTIFY on "write" is refused, as runc does (the runtime '
                                'writes after loading the filter) "write"')
         return kind | self.action_data(kind, name, obj, path, "errnoRet", "errno")
@@ -694,14 +745,10 @@ class _Loader:
             value_two = 0
         return Cond(index=index, op=op, value=value, value_two=value_two)
 
-    def entry_filter(self, obj: dict, key: str, entry_path: str) -> Optional[_Filter]:
+    def entry_filter(self, raw, path: str) -> _Filter:
         """includes / excludes. podman's own filter has only caps and arches (a minKernel there is
         an unknown key Go ignores, so podman keeps such rules whatever the kernel); we apply
         minKernel in every format, as moby does."""
-        raw = obj.get(key)
-        if raw is None:
-            return None
-        path = f"{entry_path}.{key}"    # entry paths are never empty: no _key() needed here
         filt = _object(raw, path)
         self.check_keys(filt, path, _FILTER_KEYS)
         caps_path, arches_path = f"{path}.caps", f"{path}.arches"
@@ -720,8 +767,8 @@ class _Loader:
                               % _show(arch))
         min_kernel = filt.get("minKernel")
         if min_kernel is not None:
-            min_kernel = parse_min_kernel(min_kernel, f"{path}.minKernel")
-        return _Filter(path=path, caps=tuple(caps), arches=tuple(arches), min_kernel=min_kernel)
+            min_kernel = _min_kernel(min_kernel, f"{path}.minKernel")
+        return _new_tuple(_Filter, (path, tuple(caps), tuple(arches), min_kernel))
 
     # -- phase 3: moby's include/exclude resolution
 
@@ -754,31 +801,40 @@ class _Loader:
     # -- phase 4: runc's conversion
 
     def convert(self, entries: list, default: int) -> tuple:
-        """(rules, stub_names). stub_names lists every known name of every surviving entry,
-        default-equal ones included (runc's ENOSYS cut-off counts them)."""
+        """(rules, stub_names, the first NOTIFY rule or None). stub_names lists every known name
+        of every surviving entry, default-equal ones included (runc's ENOSYS cut-off counts
+        them)."""
         rules = []
         stub_names = {}         # a dict keeps the names in first-seen order
+        notify = None           # the first SCMP_ACT_NOTIFY rule
         for entry in entries:
-            names, paths = entry.names, entry.name_paths
+            names, action, conds = entry.names, entry.action, entry.conds
+            paths = None
             if not syscalls.ALL_NAMES.issuperset(names):
-                names, paths = self.known_names(names, paths)
+                names, paths = self.known_names(names, entry.name_paths())
             stub_names.update(dict.fromkeys(names))
-            action, conds = entry.action, entry.conds
             if action == default:
                 if names:
                     self.warn(entry.path, "action %s equals the default action, the entry's "
                                           "rules are dropped (as runc does)"
                               % action_name(action))
-            elif entry.split:
-                rules.extend([Rule(name, action, (cond,), path)
-                              for name, path in zip(names, paths) for cond in conds])
+                continue
+            if not names:
+                continue
+            if paths is None:
+                paths = entry.name_paths()
+            if entry.split:
+                new = [_new_tuple(Rule, (name, action, (cond,), path))
+                       for name, path in zip(names, paths) for cond in conds]
             else:
-                # Rule(name, action, conds, path) without the Python-level __new__: hundreds
-                # of rules per profile
-                rules.extend(map(_new_rule, zip(names, repeat(action), repeat(conds), paths)))
-        return rules, list(stub_names)
+                new = list(map(_new_tuple, repeat(Rule),
+                               zip(names, repeat(action), repeat(conds), paths)))
+            if notify is None and action & 0xFFFF0000 == RET_USER_NOTIF:
+                notify = new[0]
+            rules.extend(new)
+        return rules, list(stub_names), notify
 
-    def known_names(self, names: tuple, paths: tuple) -> tuple:
+    def known_names(self, names: tuple, paths: list) -> tuple:
         """(names, paths) without the names no architecture knows, with a warning for each."""
         kept = []
         for name, path in zip(names, paths):
@@ -786,10 +842,9 @@ class _Loader:
                 kept.append((name, path))
             else:
                 self.warn(path, "unknown syscall %s, skipped (as runc does)" % _show(name))
-        return tuple(name for name, _ in kept), tuple(path for _, path in kept)
+        return tuple(name for name, _ in kept), [path for _, path in kept]
 
-    def check_notify(self, rules: list, listener_path: Optional[str]) -> None:
-        notify = next((r for r in rules if r.action & 0xFFFF0000 == RET_USER_NOTIF), None)
+    def check_notify(self, notify: Optional[Rule], listener_path: Optional[str]) -> None:
         if notify is not None and listener_path is None:
             self.warn(notify.path, "SCMP_ACT_NOTIFY without listenerPath: runc would refuse the "
                                    "profile; the sandbox runner answers these notifications "
@@ -798,13 +853,14 @@ class _Loader:
             self.warn(self.path("listenerPath"), "ignored: no rule uses SCMP_ACT_NOTIFY (as runc "
                                                  "does)")
 
-    def check_wait_killable(self, flags: Optional[tuple], rules: list) -> Optional[tuple]:
+    def check_wait_killable(self, flags: Optional[tuple],
+                            notify: Optional[Rule]) -> Optional[tuple]:
         """WAIT_KILLABLE_RECV only means something with a listener; the kernel rejects it
         without NEW_LISTENER, which is set only when a rule uses NOTIFY."""
         flag = "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
         if flags is None or flag not in flags:
             return flags
-        if any(r.action & 0xFFFF0000 == RET_USER_NOTIF for r in rules):
+        if notify is not None:
             return flags
         self.warn(_item(self.path("flags"), list(flags).index(flag)),
                   "%s dropped: no rule uses SCMP_ACT_NOTIFY (the kernel refuses it without a "

@@ -390,6 +390,18 @@ static void push_range(struct ranges *rs, uint32_t lo, uint32_t hi, int block, u
 	rs->n++;
 }
 
+/* Sort a nearly sorted array: linear when only a few elements are out of place. */
+static void insertion_sort(uint32_t *v, uint32_t n)
+{
+	for (uint32_t i = 1; i < n; i++) {
+		uint32_t x = v[i], j = i;
+
+		for (; j > 0 && v[j - 1] > x; j--)
+			v[j] = v[j - 1];
+		v[j] = x;
+	}
+}
+
 /* The section's ranges: every number where the outcome may change is a breakpoint (each
  * rule's number and the one after, the stub cut-offs, the ABI quarter boundaries, -1), and
  * each interval between breakpoints takes the outcome of its first number, as
@@ -398,18 +410,15 @@ static int section_ranges(struct ranges *rs, const struct sb_ruleset *set,
 			  const struct sb_section *sec, uint32_t base1)
 {
 	uint32_t n = 8, nb = 0;
-	uint64_t *bp;
+	uint32_t *bp;
 
 	for (uint32_t k = 0; k < sec->nabi; k++)
 		n += 2 * sec->abi[k].nsys + 2;
-	bp = malloc(2 * n * sizeof(*bp)); /* the second half: scratch space for the sort */
+	bp = malloc(n * sizeof(*bp));
 	if (!bp)
 		return -1;
-	bp[nb++] = 0;
-	bp[nb++] = 0x40000000u;
-	bp[nb++] = 0x80000000u;
-	bp[nb++] = 0xc0000000u;
-	bp[nb++] = 0xffffffffu;
+	/* each ABI's numbers come sorted, the ABIs in the order of their domains: only the few
+	 * fixed points after them are out of place */
 	for (uint32_t k = 0; k < sec->nabi; k++) {
 		const struct sb_abi *abi = &sec->abi[k];
 
@@ -418,27 +427,32 @@ static int section_ranges(struct ranges *rs, const struct sb_ruleset *set,
 			if (abi->sys[i].nr != 0xffffffffu)
 				bp[nb++] = abi->sys[i].nr + 1;
 		}
+	}
+	for (uint32_t k = 0; k < sec->nabi; k++) {
+		const struct sb_abi *abi = &sec->abi[k];
+
 		if (abi->stub_max >= 0 && abi->stub_max < 0xffffffffLL)
 			bp[nb++] = (uint32_t)abi->stub_max + 1;
 		/* the same cut-off in the other quarter its ABI owns (x86_64: bit 30 only) */
 		if (sec->nabi == 2 && abi->stub_max >= 0 && abi->stub_max < 0x3fffffffLL)
 			bp[nb++] = (uint32_t)abi->stub_max + 1 + 0x80000000u;
 	}
-	for (uint32_t i = 0; i < nb; i++)
-		bp[i] <<= 32;
-	sb_sort_by_high_word(bp, nb, bp + n);
-	for (uint32_t i = 0; i < nb; i++)
-		bp[i] >>= 32;
+	bp[nb++] = 0;
+	bp[nb++] = 0x40000000u;
+	bp[nb++] = 0x80000000u;
+	bp[nb++] = 0xc0000000u;
+	bp[nb++] = 0xffffffffu;
+	insertion_sort(bp, nb);
 	for (uint32_t i = 0; i < nb; i++) {
 		struct sb_outcome o;
-		uint32_t lo = (uint32_t)bp[i], hi;
+		uint32_t lo = bp[i], hi;
 
 		if (i > 0 && bp[i] == bp[i - 1])
 			continue;
 		hi = 0xffffffffu;
 		for (uint32_t j = i + 1; j < nb; j++) {
 			if (bp[j] != lo) {
-				hi = (uint32_t)bp[j] - 1;
+				hi = bp[j] - 1;
 				break;
 			}
 		}

@@ -1,6 +1,7 @@
 /* Resolve the policy's rules per ABI: names -> numbers, x86 socketcall/ipc companions,
  * unconditional-rule precedence, most-restrictive ordering of conditional rules, ENOSYS cut-offs. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,9 +191,45 @@ static int push_xrule(struct pending *pd, uint32_t nr, const struct sb_policy *p
 	return pending_push(l, pd);
 }
 
-/* x86's multiplexer for `name` (socketcall or ipc) and the call number, or NULL. */
-static const char *mux_of(const char *name, uint32_t *call)
+/* x86's multiplexed calls by name index (in sb_all_syscall_names): the call number, MUX_IPC set
+ * for ipc(2), 0 for none. Built once: searching the names took longer than the rest of
+ * resolving a rule. */
+#define MUX_IPC 0x80
+static uint8_t *mux_by_index;
+static pthread_once_t mux_once = PTHREAD_ONCE_INIT;
+
+static void build_mux_by_index(void)
 {
+	uint8_t *v = calloc(sb_all_syscall_names_count + 1, 1);
+
+	if (!v)
+		return; /* mux_of falls back to the name search */
+	for (size_t i = 0; i < sizeof(socket_calls) / sizeof(socket_calls[0]); i++) {
+		int32_t idx = sb_syscall_index(socket_calls[i].name);
+
+		if (idx >= 0)
+			v[idx] = (uint8_t)socket_calls[i].call;
+	}
+	for (size_t i = 0; i < sizeof(ipc_calls) / sizeof(ipc_calls[0]); i++) {
+		int32_t idx = sb_syscall_index(ipc_calls[i].name);
+
+		if (idx >= 0)
+			v[idx] = (uint8_t)ipc_calls[i].call | MUX_IPC;
+	}
+	mux_by_index = v;
+}
+
+/* x86's multiplexer for `name` (socketcall or ipc) and the call number, or NULL. `index`: the
+ * name's position in sb_all_syscall_names, or -1. */
+static const char *mux_of(const char *name, int32_t index, uint32_t *call)
+{
+	pthread_once(&mux_once, build_mux_by_index);
+	if (mux_by_index && index >= 0) {
+		uint8_t m = mux_by_index[index];
+
+		*call = m & ~MUX_IPC;
+		return m == 0 ? NULL : (m & MUX_IPC) ? "ipc" : "socketcall";
+	}
 	if (mux_lookup(socket_calls, sizeof(socket_calls) / sizeof(socket_calls[0]), name, call))
 		return "socketcall";
 	if (mux_lookup(ipc_calls, sizeof(ipc_calls) / sizeof(ipc_calls[0]), name, call))
@@ -219,7 +256,7 @@ static int add_rule(const struct sb_ruleset *rs, int arch, uint32_t i, uint32_t 
 	memcpy(pd.x.cond, r->cond, r->ncond * sizeof(r->cond[0]));
 
 	if (arch == SB_ARCH_X86) {
-		const char *mux_name = mux_of(r->name, &call);
+		const char *mux_name = mux_of(r->name, rs->rule_name[i], &call);
 
 		if (mux_name) {
 			mux = 1;
@@ -262,7 +299,7 @@ static int64_t stub_max_for(const struct sb_ruleset *rs, int arch)
 
 		/* libseccomp resolves x86's socket and ipc calls to pseudo numbers (they are
 		 * multiplexed), so runc leaves them out of the cut-off; so do we. */
-		if (arch == SB_ARCH_X86 && mux_of(name, &call))
+		if (arch == SB_ARCH_X86 && mux_of(name, rs->stub_name[i], &call))
 			continue;
 		nr = sb_syscall_nr_by_index((enum sb_arch)arch, rs->stub_name[i]);
 

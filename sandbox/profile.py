@@ -376,17 +376,6 @@ _ONLY_STR = frozenset((str,))
 # __new__ a call of the class runs: the loader makes hundreds of rules per profile.
 _new_tuple = tuple.__new__
 
-_INDEX_SUFFIXES = []     # "[0]", "[1]", ...: shared by every list path
-
-
-def _item_paths(path: str, count: int) -> list:
-    """[_item(path, 0), ..., _item(path, count - 1)], by concatenation with cached suffixes."""
-    if len(_INDEX_SUFFIXES) < min(count, 4096):
-        _INDEX_SUFFIXES.extend("[%d]" % i for i in range(len(_INDEX_SUFFIXES), min(count, 4096)))
-    if count > 4096:
-        return [_item(path, index) for index in range(count)]
-    return list(map(path.__add__, _INDEX_SUFFIXES[:count]))
-
 
 def _uint(value, path: str, limit: Optional[int] = U64_MAX) -> int:
     """A non-negative JSON integer (no bool, no fraction, no exponent form), at most `limit`."""
@@ -441,22 +430,19 @@ class _Entry(NamedTuple):
     path: str
     names: tuple            # syscall names, as the profile lists them
     names_path: str         # the JSON path of the names list, or of moby's legacy single name
+    legacy: bool            # the entry gives that single `name`
     action: int             # kernel value with data
     conds: tuple            # Cond, ...
     split: bool             # an argument index repeats: one single-condition rule per Cond
     includes: Optional[_Filter]
     excludes: Optional[_Filter]
 
-    def name_paths(self) -> list:
-        return _name_paths(self.names_path, len(self.names))
+    def name_indexes(self):
+        """The position of each name in its list, as a Rule records it (-1: a legacy name)."""
+        return (-1,) if self.legacy else range(len(self.names))
 
-
-def _name_paths(names_path: str, count: int) -> list:
-    """The JSON path of each of the `count` names listed at `names_path` (built on demand: a
-    profile lists hundreds). moby's legacy single `name` is its own path."""
-    if names_path.endswith(".name"):
-        return [names_path]
-    return _item_paths(names_path, count)
+    def name_path(self, index: int) -> str:
+        return self.names_path if index < 0 else _item(self.names_path, index)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -652,8 +638,8 @@ class _Loader:
     def entry(self, raw, path: str) -> _Entry:
         obj = _object(raw, path)
         self.check_keys(obj, path, _ENTRY_KEYS)
-        names, names_path = self.entry_names(obj, path)
-        action = self.entry_action(obj, path, names, names_path)
+        names, names_path, legacy = self.entry_names(obj, path)
+        action = self.entry_action(obj, path, names, names_path, legacy)
         conds, split = self.entry_args(obj, path)
         if obj.get("comment") is not None:
             _string(obj["comment"], _key(path, "comment"))
@@ -662,24 +648,24 @@ class _Loader:
             includes = self.entry_filter(includes, f"{path}.includes")
         if excludes is not None:
             excludes = self.entry_filter(excludes, f"{path}.excludes")
-        return _new_tuple(_Entry, (path, names, names_path, action, conds, split, includes,
-                                   excludes))
+        return _new_tuple(_Entry, (path, names, names_path, legacy, action, conds, split,
+                                   includes, excludes))
 
     def entry_names(self, obj: dict, path: str) -> tuple:
-        """(names, the JSON path of the list): `names`, or moby's legacy single `name` (whose
-        own path is then given)."""
+        """(names, the JSON path of the list, False), or for moby's legacy single `name`
+        ((name,), its path, True)."""
         name, names = obj.get("name"), obj.get("names")
         list_path = _key(path, "names")
         if (names.__class__ is list and name is None and _ONLY_STR.issuperset(map(type, names))
                 and names and "" not in names):
-            return tuple(names), list_path      # the common case, checked in C
+            return tuple(names), list_path, False       # the common case, checked in C
         if name is not None and names is not None:
             raise ProfileError(path, 'both "name" and "names" given')
         if name is not None:
             name_path = _key(path, "name")
             if _string(name, name_path) == "":
                 raise ProfileError(name_path, 'empty string is not a valid syscall name ""')
-            return (name,), name_path
+            return (name,), name_path, True
         if names is None:
             _require(obj, "names", path)    # a case-only near miss makes a better message
             raise ProfileError(list_path, "missing")
@@ -689,9 +675,10 @@ class _Loader:
         if "" in names:
             raise ProfileError(_item(list_path, names.index("")),
                                'empty string is not a valid syscall name ""')
-        return tuple(names), list_path
+        return tuple(names), list_path, False
 
-    def entry_action(self, obj: dict, path: str, names: tuple, names_path: str) -> int:
+    def entry_action(self, obj: dict, path: str, names: tuple, names_path: str,
+                     legacy: bool) -> int:
         name = obj.get("action")
         kind = ACTIONS.get(name) if name.__class__ is str else None
         if (kind is not None and kind != RET_USER_NOTIF and obj.get("errnoRet") is None
@@ -702,7 +689,7 @@ class _Loader:
         name = _string(_require(obj, "action", path), action_path, "an action name")
         kind = _action_value(name, action_path)
         if kind == RET_USER_NOTIF and "write" in names:
-            raise ProfileError(_name_paths(names_path, len(names))[names.index("write")],
+            raise ProfileError(names_path if legacy else _item(names_path, names.index("write")),
                                'SCMP_ACT_NOTIFY on "write" is refused, as runc does (the runtime '
                                'writes after loading the filter) "write"')
         return kind | self.action_data(kind, name, obj, path, "errnoRet", "errno")
@@ -809,9 +796,9 @@ class _Loader:
         notify = None           # the first SCMP_ACT_NOTIFY rule
         for entry in entries:
             names, action, conds = entry.names, entry.action, entry.conds
-            paths = None
+            indexes = entry.name_indexes()
             if not syscalls.ALL_NAMES.issuperset(names):
-                names, paths = self.known_names(names, entry.name_paths())
+                names, indexes = self.known_names(entry)
             stub_names.update(dict.fromkeys(names))
             if action == default:
                 if names:
@@ -821,28 +808,29 @@ class _Loader:
                 continue
             if not names:
                 continue
-            if paths is None:
-                paths = entry.name_paths()
+            where = entry.names_path
             if entry.split:
-                new = [_new_tuple(Rule, (name, action, (cond,), path))
-                       for name, path in zip(names, paths) for cond in conds]
+                new = [_new_tuple(Rule, (name, action, (cond,), where, index))
+                       for name, index in zip(names, indexes) for cond in conds]
             else:
                 new = list(map(_new_tuple, repeat(Rule),
-                               zip(names, repeat(action), repeat(conds), paths)))
+                               zip(names, repeat(action), repeat(conds), repeat(where), indexes)))
             if notify is None and action & 0xFFFF0000 == RET_USER_NOTIF:
                 notify = new[0]
             rules.extend(new)
         return rules, list(stub_names), notify
 
-    def known_names(self, names: tuple, paths: list) -> tuple:
-        """(names, paths) without the names no architecture knows, with a warning for each."""
+    def known_names(self, entry: _Entry) -> tuple:
+        """(names, their indexes) without the names no architecture knows, with a warning for
+        each."""
         kept = []
-        for name, path in zip(names, paths):
+        for name, index in zip(entry.names, entry.name_indexes()):
             if syscalls.known(name):
-                kept.append((name, path))
+                kept.append((name, index))
             else:
-                self.warn(path, "unknown syscall %s, skipped (as runc does)" % _show(name))
-        return tuple(name for name, _ in kept), [path for _, path in kept]
+                self.warn(entry.name_path(index), "unknown syscall %s, skipped (as runc does)"
+                          % _show(name))
+        return tuple(name for name, _ in kept), [index for _, index in kept]
 
     def check_notify(self, notify: Optional[Rule], listener_path: Optional[str]) -> None:
         if notify is not None and listener_path is None:

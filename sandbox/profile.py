@@ -225,6 +225,19 @@ def parse_min_kernel(value, path: str) -> Optional[tuple]:
     return version
 
 
+_CONDS = {}             # (index, op, value, value_two) -> Cond: profiles repeat a few conditions
+
+
+def _cond(index: int, op: int, value: int, value_two: int) -> Cond:
+    key = (index, op, value, value_two)
+    cond = _CONDS.get(key)
+    if cond is None:
+        cond = Cond(index=index, op=op, value=value, value_two=value_two)
+        if len(_CONDS) < 4096:
+            _CONDS[key] = cond
+    return cond
+
+
 _MIN_KERNELS = {}       # minKernel string -> parsed value, for the valid ones
 
 
@@ -635,12 +648,18 @@ class _Loader:
 
     # -- syscalls[]
 
-    def entry(self, raw, path: str) -> _Entry:
-        obj = _object(raw, path)
+    # Each part first tests for the well-formed common case with C-level checks (a profile has
+    # dozens of entries and hundreds of names) and builds JSON paths only when it has
+    # something to report.
+
+    def entry(self, obj, path: str) -> _Entry:
+        if not isinstance(obj, dict):
+            _object(obj, path)      # raises
         self.check_keys(obj, path, _ENTRY_KEYS)
         names, names_path, legacy = self.entry_names(obj, path)
         action = self.entry_action(obj, path, names, names_path, legacy)
-        conds, split = self.entry_args(obj, path)
+        args = obj.get("args")
+        conds, split = ((), False) if args is None else self.entry_args(args, path)
         if obj.get("comment") is not None:
             _string(obj["comment"], _key(path, "comment"))
         includes, excludes = obj.get("includes"), obj.get("excludes")
@@ -694,21 +713,29 @@ class _Loader:
                                'writes after loading the filter) "write"')
         return kind | self.action_data(kind, name, obj, path, "errnoRet", "errno")
 
-    def entry_args(self, obj: dict, path: str) -> tuple:
-        """(conditions, split). runc: if any index repeats, every condition becomes its own rule
-        (OR); otherwise one rule with all of them (AND). Seven or more args always repeat an
-        index (only 0..5 are valid), so they always split, as in runc."""
-        if obj.get("args") is None:
-            return (), False
+    def entry_args(self, args, path: str) -> tuple:
+        """(conditions, split) of a non-null `args`. runc: if any index repeats, every condition
+        becomes its own rule (OR); otherwise one rule with all of them (AND). Seven or more args
+        always repeat an index (only 0..5 are valid), so they always split, as in runc."""
         args_path = _key(path, "args")
-        conds = tuple(self.arg(raw, _item(args_path, index))
-                      for index, raw in enumerate(_list(obj.get("args"), args_path,
-                                                        "a list of argument objects")))
-        indexes = [cond.index for cond in conds]
-        return conds, len(set(indexes)) != len(indexes)
+        conds = tuple([self.arg(raw, args_path, index)
+                       for index, raw in enumerate(_list(args, args_path,
+                                                         "a list of argument objects"))])
+        indexes = {cond.index for cond in conds}
+        return conds, len(indexes) != len(conds)
 
-    def arg(self, raw, path: str) -> Cond:
-        obj = _object(raw, path)
+    def arg(self, obj, args_path: str, position: int) -> Cond:
+        if isinstance(obj, dict) and _ARG_KEYS.issuperset(obj):
+            index, value, op_name = obj.get("index"), obj.get("value"), obj.get("op")
+            two = obj.get("valueTwo")
+            op = OPS.get(op_name) if op_name.__class__ is str else None
+            if (index.__class__ is int and 0 <= index <= 5 and value.__class__ is int
+                    and 0 <= value <= U64_MAX and op is not None
+                    and (two is None or (two.__class__ is int and two == 0))
+                    and not getattr(obj, "duplicates", ())):
+                return _cond(index, op, value, 0)       # valueTwo 0: nothing to warn about
+        path = _item(args_path, position)
+        obj = _object(obj, path)
         self.check_keys(obj, path, _ARG_KEYS)
         index_path = _key(path, "index")
         index = _uint(_require(obj, "index", path), index_path, limit=None)
@@ -730,32 +757,39 @@ class _Loader:
         elif value_two:
             self.warn(two_path, "%d ignored: only SCMP_CMP_MASKED_EQ uses valueTwo" % value_two)
             value_two = 0
-        return Cond(index=index, op=op, value=value, value_two=value_two)
+        return _cond(index, op, value, value_two)
 
-    def entry_filter(self, raw, path: str) -> _Filter:
+    def entry_filter(self, filt, path: str) -> _Filter:
         """includes / excludes. podman's own filter has only caps and arches (a minKernel there is
         an unknown key Go ignores, so podman keeps such rules whatever the kernel); we apply
         minKernel in every format, as moby does."""
-        filt = _object(raw, path)
+        if not isinstance(filt, dict):
+            _object(filt, path)     # raises
         self.check_keys(filt, path, _FILTER_KEYS)
-        caps_path, arches_path = f"{path}.caps", f"{path}.arches"
-        caps = _strings(filt.get("caps"), caps_path)
-        if not _CAPABILITY_SET.issuperset(caps):
-            for index, cap in enumerate(caps):
-                if cap not in _CAPABILITY_SET:
-                    self.warn(_item(caps_path, index), "unknown capability %s, it never matches"
-                              % _show(cap))
-        arches = _strings(filt.get("arches"), arches_path)
-        if not _NATIVE_ARCH_NAMES.issuperset(arches):
-            for index, arch in enumerate(arches):
-                if arch not in _NATIVE_ARCH_NAMES:
-                    self.warn(_item(arches_path, index), "unknown architecture name %s (expected "
-                              "a name such as amd64, x86, arm64, arm), it never matches"
-                              % _show(arch))
+        caps = self.filter_names(filt.get("caps"), path, "caps", _CAPABILITY_SET,
+                                 "unknown capability %s, it never matches")
+        arches = self.filter_names(filt.get("arches"), path, "arches", _NATIVE_ARCH_NAMES,
+                                   "unknown architecture name %s (expected a name such as "
+                                   "amd64, x86, arm64, arm), it never matches")
         min_kernel = filt.get("minKernel")
         if min_kernel is not None:
             min_kernel = _min_kernel(min_kernel, f"{path}.minKernel")
-        return _new_tuple(_Filter, (path, tuple(caps), tuple(arches), min_kernel))
+        return _new_tuple(_Filter, (path, caps, arches, min_kernel))
+
+    def filter_names(self, value, filter_path: str, key: str, known: frozenset,
+                     unknown: str) -> tuple:
+        """A filter's caps or arches: a list of strings, a warning for each unknown one."""
+        if value is None:
+            return ()
+        if (value.__class__ is list and _ONLY_STR.issuperset(map(type, value))
+                and known.issuperset(value)):
+            return tuple(value)     # the common case, checked in C
+        path = f"{filter_path}.{key}"
+        names = _strings(value, path)
+        for index, name in enumerate(names):
+            if name not in known:
+                self.warn(_item(path, index), unknown % _show(name))
+        return tuple(names)
 
     # -- phase 3: moby's include/exclude resolution
 

@@ -30,7 +30,6 @@ import errno as _errno
 import json
 from itertools import repeat
 import os
-import pathlib
 import platform
 import re
 from typing import Iterable, NamedTuple, Optional, Union
@@ -95,6 +94,7 @@ CAPABILITIES = (
     "CAP_CHECKPOINT_RESTORE",
 )
 _CAPABILITY_SET = frozenset(CAPABILITIES)
+_CAPABILITY_NUMBER = {name: number for number, name in enumerate(CAPABILITIES)}
 
 # What Docker gives a container by default (moby oci/caps/defaults.go), in capability order.
 DOCKER_DEFAULT_CAPS = (
@@ -136,7 +136,7 @@ def parse_caps(spec: Union[str, Iterable[str]]) -> tuple:
                 raise ValueError("unknown capability %r (expected a name such as CAP_SYS_ADMIN, "
                                  "or docker, all, none)" % item)
             chosen.add(name)
-    return tuple(sorted(chosen, key=CAPABILITIES.index))
+    return tuple(sorted(chosen, key=_CAPABILITY_NUMBER.get))
 
 
 def default_caps() -> tuple:
@@ -292,7 +292,8 @@ def _read_source(source) -> tuple:
                         % type(source).__name__)
     name = str(source)
     try:
-        data = pathlib.Path(source).read_bytes()
+        with open(source, "rb") as file:
+            data = file.read()
     except OSError as exc:
         raise ProfileError("", "%s: cannot read: %s" % (name, exc.strerror or exc)) from None
     try:
@@ -510,7 +511,7 @@ class _Loader:
         flags = self.flags()
         listener_path, listener_metadata = self.listener()
         syscalls_path = self.path("syscalls")
-        entries = [self.entry(raw, _item(syscalls_path, index))
+        entries = [self.entry(raw, f"{syscalls_path}[{index}]")
                    for index, raw in enumerate(raw_entries)]
         survivors = [entry for entry in entries if self.included(entry)]
         rules, stub_names, notify = self.convert(survivors, default)
@@ -520,7 +521,7 @@ class _Loader:
             default_action=default, arches=arches, rules=tuple(rules),
             stub_names=tuple(stub_names), flags=flags, listener_path=listener_path,
             listener_metadata=listener_metadata, badarch_action=RET_KILL_THREAD,
-            host_arch=self.host, caps=tuple(sorted(self.caps, key=CAPABILITIES.index)),
+            host_arch=self.host, caps=tuple(sorted(self.caps, key=_CAPABILITY_NUMBER.get)),
             kernel=self.kernel if isinstance(self.kernel, tuple) else (0, 0),
             warnings=self.warnings)
 
@@ -826,14 +827,14 @@ class _Loader:
         of every surviving entry, default-equal ones included (runc's ENOSYS cut-off counts
         them)."""
         rules = []
-        stub_names = {}         # a dict keeps the names in first-seen order
+        stub_names = []         # with repeats, dropped at the end
         notify = None           # the first SCMP_ACT_NOTIFY rule
         for entry in entries:
             names, action, conds = entry.names, entry.action, entry.conds
             indexes = entry.name_indexes()
             if not syscalls.ALL_NAMES.issuperset(names):
                 names, indexes = self.known_names(entry)
-            stub_names.update(dict.fromkeys(names))
+            stub_names.extend(names)
             if action == default:
                 if names:
                     self.warn(entry.path, "action %s equals the default action, the entry's "
@@ -852,7 +853,7 @@ class _Loader:
             if notify is None and action & 0xFFFF0000 == RET_USER_NOTIF:
                 notify = new[0]
             rules.extend(new)
-        return rules, list(stub_names), notify
+        return rules, list(dict.fromkeys(stub_names)), notify     # first-seen order
 
     def known_names(self, entry: _Entry) -> tuple:
         """(names, their indexes) without the names no architecture knows, with a warning for

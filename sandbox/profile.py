@@ -171,6 +171,8 @@ SCMP_ARCH_TOKENS = (
     "SCMP_ARCH_SH", "SCMP_ARCH_SHEB",
 )
 
+_SCMP_ARCH_TOKEN_SET = frozenset(SCMP_ARCH_TOKENS)
+
 # Names includes/excludes.arches may use: moby's goToNative values and libseccomp's arch names
 # (podman compares with libseccomp's GetNativeArch().String()). Others can never match.
 _NATIVE_ARCH_NAMES = frozenset((
@@ -419,7 +421,7 @@ def _errno_name(value, path: str) -> int:
 
 def _arch_token(value, path: str) -> str:
     token = _string(value, path, "an architecture name such as SCMP_ARCH_X86_64")
-    if token not in SCMP_ARCH_TOKENS:
+    if token not in _SCMP_ARCH_TOKEN_SET:
         raise ProfileError(path, "unknown architecture %s" % _show(token))
     return token
 
@@ -599,7 +601,10 @@ class _Loader:
         """moby: the first entry whose architecture is the host's gives [arch] + subArchitectures.
         Every entry is validated, selected or not."""
         chosen = None
+        host_token = _SCMP_TOKEN[self.host]
         for index, raw in enumerate(arch_map):
+            if chosen is not None and self.plain_arch_map_entry(raw):
+                continue    # valid, and no longer a candidate: nothing to record
             entry_path = _item(path, index)
             entry = _object(raw, entry_path)
             self.check_keys(entry, entry_path, _ARCHMAP_KEYS)
@@ -610,9 +615,21 @@ class _Loader:
             for i, token in enumerate(_strings(entry.get("subArchitectures"), subs_path)):
                 sub_path = _item(subs_path, i)
                 subs.append((_arch_token(token, sub_path), sub_path))
-            if chosen is None and arch == _SCMP_TOKEN[self.host]:
+            if chosen is None and arch == host_token:
                 chosen = [(arch, arch_path)] + subs
         return chosen or []
+
+    @staticmethod
+    def plain_arch_map_entry(entry) -> bool:
+        """An archMap entry with nothing to report, checked in C."""
+        if not isinstance(entry, dict) or not _ARCHMAP_KEYS.issuperset(entry):
+            return False
+        arch, subs = entry.get("architecture"), entry.get("subArchitectures")
+        return (arch.__class__ is str and arch in _SCMP_ARCH_TOKEN_SET
+                and (subs is None or (subs.__class__ is list
+                                      and _ONLY_STR.issuperset(map(type, subs))
+                                      and _SCMP_ARCH_TOKEN_SET.issuperset(subs)))
+                and not getattr(entry, "duplicates", ()))
 
     # -- flags, listenerPath, listenerMetadata
 

@@ -108,7 +108,9 @@ static int pending_push(struct pending_list *l, const struct pending *p)
 	return 0;
 }
 
-void sb_sort_by_high_word(uint64_t *v, uint32_t n, uint64_t *tmp)
+/* Sort v[0..n) by the high 32 bits of each key, keeping the order of equal ones; tmp: scratch
+ * space for n keys. */
+static void sort_by_high_word(uint64_t *v, uint32_t n, uint64_t *tmp)
 {
 	/* LSD radix sort, a byte per pass (stable, linear), where qsort's indirect compares made
 	 * sorting the costliest step of a compile. A byte all keys share needs no pass: syscall
@@ -367,7 +369,7 @@ static int build_abi(const struct sb_ruleset *rs, struct sb_abi *abi, int arch, 
 		goto oom;
 	for (i = 0; i < l.n; i++)
 		keys[i] = ((uint64_t)l.v[i].nr << 32) | i;
-	sb_sort_by_high_word(keys, l.n, keys + l.n);
+	sort_by_high_word(keys, l.n, keys + l.n);
 #define AT(k) (&l.v[(uint32_t)keys[k]])
 	for (i = 0; i < l.n; i = j) {
 		struct sb_xsys *s = &abi->sys[abi->nsys++];

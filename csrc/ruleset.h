@@ -79,10 +79,6 @@ int sb_xrule_match(const struct sb_abi *abi, const struct sb_xrule *x, const uin
 /* Which ABI of a section owns `nr`, or NULL. */
 const struct sb_abi *sb_section_abi(const struct sb_section *s, uint32_t nr);
 
-/* Sort v[0..n) by the high 32 bits of each key, keeping the order of equal ones; tmp: scratch
- * space for n keys. */
-void sb_sort_by_high_word(uint64_t *v, uint32_t n, uint64_t *tmp);
-
 /* Make room for one more element in a growable array; -1 when out of memory. */
 int sb_grow(void **buf, uint32_t *cap, uint32_t n, size_t size);
 

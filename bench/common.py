@@ -31,6 +31,12 @@ def median_time(fn, rounds: int, inner: int = 1) -> float:
 
 def interleaved(fns: dict, rounds: int, inner: int) -> dict:
     """Median seconds per call of each function, measured in alternating blocks."""
+    return {name: median for name, (_low, median) in
+            interleaved_stats(fns, rounds, inner).items()}
+
+
+def interleaved_stats(fns: dict, rounds: int, inner: int) -> dict:
+    """(min, median) seconds per call of each function, measured in alternating blocks."""
     samples = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
@@ -38,7 +44,7 @@ def interleaved(fns: dict, rounds: int, inner: int) -> dict:
             for _ in range(inner):
                 fn()
             samples[name].append((time.perf_counter() - t) / inner)
-    return {name: statistics.median(v) for name, v in samples.items()}
+    return {name: (min(v), statistics.median(v)) for name, v in samples.items()}
 
 
 def table(headers, rows) -> str:

@@ -390,11 +390,16 @@ static void push_range(struct ranges *rs, uint32_t lo, uint32_t hi, int block, u
 	rs->n++;
 }
 
-static int cmp_u32(const void *a, const void *b)
+/* Sort a nearly sorted array: linear when only a few elements are out of place. */
+static void insertion_sort(uint32_t *v, uint32_t n)
 {
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	for (uint32_t i = 1; i < n; i++) {
+		uint32_t x = v[i], j = i;
 
-	return x < y ? -1 : (x > y);
+		for (; j > 0 && v[j - 1] > x; j--)
+			v[j] = v[j - 1];
+		v[j] = x;
+	}
 }
 
 /* The section's ranges: every number where the outcome may change is a breakpoint (each
@@ -412,11 +417,8 @@ static int section_ranges(struct ranges *rs, const struct sb_ruleset *set,
 	bp = malloc(n * sizeof(*bp));
 	if (!bp)
 		return -1;
-	bp[nb++] = 0;
-	bp[nb++] = 0x40000000u;
-	bp[nb++] = 0x80000000u;
-	bp[nb++] = 0xc0000000u;
-	bp[nb++] = 0xffffffffu;
+	/* each ABI's numbers come sorted, the ABIs in the order of their domains: only the few
+	 * fixed points after them are out of place */
 	for (uint32_t k = 0; k < sec->nabi; k++) {
 		const struct sb_abi *abi = &sec->abi[k];
 
@@ -425,13 +427,22 @@ static int section_ranges(struct ranges *rs, const struct sb_ruleset *set,
 			if (abi->sys[i].nr != 0xffffffffu)
 				bp[nb++] = abi->sys[i].nr + 1;
 		}
+	}
+	for (uint32_t k = 0; k < sec->nabi; k++) {
+		const struct sb_abi *abi = &sec->abi[k];
+
 		if (abi->stub_max >= 0 && abi->stub_max < 0xffffffffLL)
 			bp[nb++] = (uint32_t)abi->stub_max + 1;
 		/* the same cut-off in the other quarter its ABI owns (x86_64: bit 30 only) */
 		if (sec->nabi == 2 && abi->stub_max >= 0 && abi->stub_max < 0x3fffffffLL)
 			bp[nb++] = (uint32_t)abi->stub_max + 1 + 0x80000000u;
 	}
-	qsort(bp, nb, sizeof(*bp), cmp_u32);
+	bp[nb++] = 0;
+	bp[nb++] = 0x40000000u;
+	bp[nb++] = 0x80000000u;
+	bp[nb++] = 0xc0000000u;
+	bp[nb++] = 0xffffffffu;
+	insertion_sort(bp, nb);
 	for (uint32_t i = 0; i < nb; i++) {
 		struct sb_outcome o;
 		uint32_t lo = bp[i], hi;

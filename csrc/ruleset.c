@@ -1,6 +1,7 @@
 /* Resolve the policy's rules per ABI: names -> numbers, x86 socketcall/ipc companions,
  * unconditional-rule precedence, most-restrictive ordering of conditional rules, ENOSYS cut-offs. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,11 +108,38 @@ static int pending_push(struct pending_list *l, const struct pending *p)
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
+/* Sort v[0..n) by the high 32 bits of each key, keeping the order of equal ones; tmp: scratch
+ * space for n keys. */
+static void sort_by_high_word(uint64_t *v, uint32_t n, uint64_t *tmp)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	/* LSD radix sort, a byte per pass (stable, linear), where qsort's indirect compares made
+	 * sorting the costliest step of a compile. A byte all keys share needs no pass: syscall
+	 * numbers differ in their low two bytes only, but for ARM's private calls. */
+	uint32_t count[4][256] = {{0}};
 
-	return x < y ? -1 : (x > y);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t h = (uint32_t)(v[i] >> 32);
+
+		count[0][h & 0xff]++;
+		count[1][(h >> 8) & 0xff]++;
+		count[2][(h >> 16) & 0xff]++;
+		count[3][h >> 24]++;
+	}
+	for (int b = 0; b < 4 && n > 0; b++) {
+		uint32_t *c = count[b], pos = 0, shift = 32 + 8 * b;
+
+		if (c[(v[0] >> shift) & 0xff] == n)
+			continue;
+		for (int d = 0; d < 256; d++) {
+			uint32_t k = c[d];
+
+			c[d] = pos;
+			pos += k;
+		}
+		for (uint32_t i = 0; i < n; i++)
+			tmp[c[(v[i] >> shift) & 0xff]++] = v[i];
+		memcpy(v, tmp, n * sizeof(*v));
+	}
 }
 
 /* Conditional rules: most restrictive action first, then earliest rule. */
@@ -165,9 +193,45 @@ static int push_xrule(struct pending *pd, uint32_t nr, const struct sb_policy *p
 	return pending_push(l, pd);
 }
 
-/* x86's multiplexer for `name` (socketcall or ipc) and the call number, or NULL. */
-static const char *mux_of(const char *name, uint32_t *call)
+/* x86's multiplexed calls by name index (in sb_all_syscall_names): the call number, MUX_IPC set
+ * for ipc(2), 0 for none. Built once: searching the names took longer than the rest of
+ * resolving a rule. */
+#define MUX_IPC 0x80
+static uint8_t *mux_by_index;
+static pthread_once_t mux_once = PTHREAD_ONCE_INIT;
+
+static void build_mux_by_index(void)
 {
+	uint8_t *v = calloc(sb_all_syscall_names_count + 1, 1);
+
+	if (!v)
+		return; /* mux_of falls back to the name search */
+	for (size_t i = 0; i < sizeof(socket_calls) / sizeof(socket_calls[0]); i++) {
+		int32_t idx = sb_syscall_index(socket_calls[i].name);
+
+		if (idx >= 0)
+			v[idx] = (uint8_t)socket_calls[i].call;
+	}
+	for (size_t i = 0; i < sizeof(ipc_calls) / sizeof(ipc_calls[0]); i++) {
+		int32_t idx = sb_syscall_index(ipc_calls[i].name);
+
+		if (idx >= 0)
+			v[idx] = (uint8_t)ipc_calls[i].call | MUX_IPC;
+	}
+	mux_by_index = v;
+}
+
+/* x86's multiplexer for `name` (socketcall or ipc) and the call number, or NULL. `index`: the
+ * name's position in sb_all_syscall_names, or -1. */
+static const char *mux_of(const char *name, int32_t index, uint32_t *call)
+{
+	pthread_once(&mux_once, build_mux_by_index);
+	if (mux_by_index && index >= 0) {
+		uint8_t m = mux_by_index[index];
+
+		*call = m & ~MUX_IPC;
+		return m == 0 ? NULL : (m & MUX_IPC) ? "ipc" : "socketcall";
+	}
 	if (mux_lookup(socket_calls, sizeof(socket_calls) / sizeof(socket_calls[0]), name, call))
 		return "socketcall";
 	if (mux_lookup(ipc_calls, sizeof(ipc_calls) / sizeof(ipc_calls[0]), name, call))
@@ -194,7 +258,7 @@ static int add_rule(const struct sb_ruleset *rs, int arch, uint32_t i, uint32_t 
 	memcpy(pd.x.cond, r->cond, r->ncond * sizeof(r->cond[0]));
 
 	if (arch == SB_ARCH_X86) {
-		const char *mux_name = mux_of(r->name, &call);
+		const char *mux_name = mux_of(r->name, rs->rule_name[i], &call);
 
 		if (mux_name) {
 			mux = 1;
@@ -237,7 +301,7 @@ static int64_t stub_max_for(const struct sb_ruleset *rs, int arch)
 
 		/* libseccomp resolves x86's socket and ipc calls to pseudo numbers (they are
 		 * multiplexed), so runc leaves them out of the cut-off; so do we. */
-		if (arch == SB_ARCH_X86 && mux_of(name, &call))
+		if (arch == SB_ARCH_X86 && mux_of(name, rs->stub_name[i], &call))
 			continue;
 		nr = sb_syscall_nr_by_index((enum sb_arch)arch, rs->stub_name[i]);
 
@@ -288,21 +352,24 @@ static int build_abi(const struct sb_ruleset *rs, struct sb_abi *abi, int arch, 
 			abi->stub_max = stub_max_for(rs, arch);
 	}
 
+	/* at most two entries per rule (x86: the socketcall/ipc companion and the direct call) */
+	l.cap = 2 * p->nrule + 1;
+	l.v = malloc(l.cap * sizeof(*l.v));
+	if (!l.v)
+		goto oom;
 	for (i = 0; i < p->nrule; i++)
 		if (add_rule(rs, arch, i, &order, &l, err) < 0)
 			goto fail;
 	/* sort by (number, generation order) through 64-bit keys: the entries are large and
-	 * already in generation order, so key k's low word is its index */
-	keys = malloc((l.n ? l.n : 1) * sizeof(*keys));
-	abi->rules = calloc(l.n ? l.n : 1, sizeof(*abi->rules));
-	abi->sys = calloc(l.n ? l.n : 1, sizeof(*abi->sys));
-	if (!keys || !abi->rules || !abi->sys) {
-		sb_set_error(err, "out of memory");
-		goto fail;
-	}
+	 * already in generation order, so key k is (number, k) and a stable sort by number does */
+	keys = malloc(2 * (l.n ? l.n : 1) * sizeof(*keys));
+	abi->rules = malloc((l.n ? l.n : 1) * sizeof(*abi->rules));
+	abi->sys = malloc((l.n ? l.n : 1) * sizeof(*abi->sys));
+	if (!keys || !abi->rules || !abi->sys)
+		goto oom;
 	for (i = 0; i < l.n; i++)
 		keys[i] = ((uint64_t)l.v[i].nr << 32) | i;
-	qsort(keys, l.n, sizeof(*keys), cmp_u64);
+	sort_by_high_word(keys, l.n, keys + l.n);
 #define AT(k) (&l.v[(uint32_t)keys[k]])
 	for (i = 0; i < l.n; i = j) {
 		struct sb_xsys *s = &abi->sys[abi->nsys++];
@@ -330,6 +397,8 @@ static int build_abi(const struct sb_ruleset *rs, struct sb_abi *abi, int arch, 
 	free(keys);
 	free(l.v);
 	return 0;
+oom:
+	sb_set_error(err, "out of memory");
 fail:
 	free(keys);
 	free(l.v);

@@ -168,18 +168,17 @@ def syscall_all_names():
 
 # Encoded syscall names, kept for the life of the process: the C structs point into them, and a
 # policy names the same few hundred syscalls again and again.
-_NAMES = {}
+cdef dict _NAMES = {}
 
 
 cdef bytes _name_bytes(str name):
-    b = _NAMES.get(name)
+    cdef object b = _NAMES.get(name)
     if b is None:
-        b = name.encode()
-        if len(_NAMES) < 100000:
-            _NAMES[name] = b
-        else:
+        if len(_NAMES) >= 100000:
             raise ValueError("too many distinct syscall names")
-    return b
+        b = name.encode()
+        _NAMES[name] = b
+    return <bytes>b
 
 
 cdef class Compiled:
@@ -211,7 +210,9 @@ cdef class Compiled:
         memset(&self.pol, 0, sizeof(self.pol))
         rules = list(policy.rules)
         for r in rules:
-            nconds += len(r.conds)
+            if not isinstance(r, tuple) or len(<tuple>r) < 3:
+                raise TypeError("expected a Rule, got %r" % (r,))
+            nconds += len((<tuple>r)[2])
         self.rules = <sb_rule *>calloc(max(len(rules), 1), sizeof(sb_rule))
         self.conds = <sb_cond *>calloc(max(nconds, 1), sizeof(sb_cond))
         self.arches = <int *>calloc(max(len(policy.arches), 1), sizeof(int))
@@ -220,11 +221,14 @@ cdef class Compiled:
             raise MemoryError()
         for i, a in enumerate(policy.arches):
             self.arches[i] = _arch(a)
-        for i, r in enumerate(rules):
-            name, action, conds = r[0], r[1], r[2]
-            b = _name_bytes(name)
+        for i in range(len(rules)):
+            # Rules are (Named)tuples: read them by position, not through the subclass's
+            # __getitem__ or attributes (hundreds of rules per profile)
+            r = rules[i]
+            conds = (<tuple>r)[2]
+            b = _name_bytes((<tuple>r)[0])
             self.rules[i].name = <const char *>b
-            self.rules[i].action = action & 0xFFFFFFFF
+            self.rules[i].action = (<tuple>r)[1] & 0xFFFFFFFF
             self.rules[i].ncond = len(conds)
             self.rules[i].cond = &self.conds[ci]
             for c in conds:

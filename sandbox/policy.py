@@ -119,7 +119,14 @@ class Rule(NamedTuple):
     name: str                 # one syscall name
     action: int               # kernel return value (action | data)
     conds: tuple = ()         # tuple[Cond, ...], AND-ed
-    path: str = ""            # JSON path of the name, e.g. "syscalls[3].names[7]"
+    names_path: str = ""      # JSON path of the list the name is in, e.g. "syscalls[3].names"
+    index: int = -1           # the name's position in that list; -1: names_path is its own path
+
+    @property
+    def path(self) -> str:
+        """JSON path of the name, e.g. "syscalls[3].names[7]" (made on demand: most rules are
+        never reported)."""
+        return self.names_path if self.index < 0 else "%s[%d]" % (self.names_path, self.index)
 
 
 @dataclasses.dataclass

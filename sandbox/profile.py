@@ -30,7 +30,6 @@ import errno as _errno
 import json
 from itertools import repeat
 import os
-import pathlib
 import platform
 import re
 from typing import Iterable, NamedTuple, Optional, Union
@@ -95,6 +94,7 @@ CAPABILITIES = (
     "CAP_CHECKPOINT_RESTORE",
 )
 _CAPABILITY_SET = frozenset(CAPABILITIES)
+_CAPABILITY_NUMBER = {name: number for number, name in enumerate(CAPABILITIES)}
 
 # What Docker gives a container by default (moby oci/caps/defaults.go), in capability order.
 DOCKER_DEFAULT_CAPS = (
@@ -136,7 +136,7 @@ def parse_caps(spec: Union[str, Iterable[str]]) -> tuple:
                 raise ValueError("unknown capability %r (expected a name such as CAP_SYS_ADMIN, "
                                  "or docker, all, none)" % item)
             chosen.add(name)
-    return tuple(sorted(chosen, key=CAPABILITIES.index))
+    return tuple(sorted(chosen, key=_CAPABILITY_NUMBER.get))
 
 
 def default_caps() -> tuple:
@@ -170,6 +170,8 @@ SCMP_ARCH_TOKENS = (
     "SCMP_ARCH_PARISC64", "SCMP_ARCH_RISCV64", "SCMP_ARCH_LOONGARCH64", "SCMP_ARCH_M68K",
     "SCMP_ARCH_SH", "SCMP_ARCH_SHEB",
 )
+
+_SCMP_ARCH_TOKEN_SET = frozenset(SCMP_ARCH_TOKENS)
 
 # Names includes/excludes.arches may use: moby's goToNative values and libseccomp's arch names
 # (podman compares with libseccomp's GetNativeArch().String()). Others can never match.
@@ -225,6 +227,32 @@ def parse_min_kernel(value, path: str) -> Optional[tuple]:
     return version
 
 
+_CONDS = {}             # (index, op, value, value_two) -> Cond: profiles repeat a few conditions
+
+
+def _cond(index: int, op: int, value: int, value_two: int) -> Cond:
+    key = (index, op, value, value_two)
+    cond = _CONDS.get(key)
+    if cond is None:
+        cond = Cond(index=index, op=op, value=value, value_two=value_two)
+        if len(_CONDS) < 4096:
+            _CONDS[key] = cond
+    return cond
+
+
+_MIN_KERNELS = {}       # minKernel string -> parsed value, for the valid ones
+
+
+def _min_kernel(value, path: str) -> Optional[tuple]:
+    """parse_min_kernel, remembering valid strings (a profile repeats the same few)."""
+    parsed = _MIN_KERNELS.get(value) if value.__class__ is str else None
+    if parsed is None:
+        parsed = parse_min_kernel(value, path)
+        if parsed is not None and len(_MIN_KERNELS) < 256:
+            _MIN_KERNELS[value] = parsed
+    return parsed
+
+
 # ------------------------------------------------------------------------------------------------
 # Phase 1: read
 
@@ -266,7 +294,8 @@ def _read_source(source) -> tuple:
                         % type(source).__name__)
     name = str(source)
     try:
-        data = pathlib.Path(source).read_bytes()
+        with open(source, "rb") as file:
+            data = file.read()
     except OSError as exc:
         raise ProfileError("", "%s: cannot read: %s" % (name, exc.strerror or exc)) from None
     try:
@@ -359,9 +388,9 @@ def _strings(value, path: str) -> list:
 
 _ONLY_STR = frozenset((str,))
 
-
-def _new_rule(fields, _new=tuple.__new__):
-    return _new(Rule, fields)
+# tuple.__new__(SomeNamedTuple, fields) builds a NamedTuple in C, without the Python-level
+# __new__ a call of the class runs: the loader makes hundreds of rules per profile.
+_new_tuple = tuple.__new__
 
 
 def _uint(value, path: str, limit: Optional[int] = U64_MAX) -> int:
@@ -392,7 +421,7 @@ def _errno_name(value, path: str) -> int:
 
 def _arch_token(value, path: str) -> str:
     token = _string(value, path, "an architecture name such as SCMP_ARCH_X86_64")
-    if token not in SCMP_ARCH_TOKENS:
+    if token not in _SCMP_ARCH_TOKEN_SET:
         raise ProfileError(path, "unknown architecture %s" % _show(token))
     return token
 
@@ -416,12 +445,20 @@ class _Entry(NamedTuple):
     """One validated syscalls[] entry, before include/exclude resolution."""
     path: str
     names: tuple            # syscall names, as the profile lists them
-    name_paths: tuple       # the JSON path of each name
+    names_path: str         # the JSON path of the names list, or of moby's legacy single name
+    legacy: bool            # the entry gives that single `name`
     action: int             # kernel value with data
     conds: tuple            # Cond, ...
     split: bool             # an argument index repeats: one single-condition rule per Cond
     includes: Optional[_Filter]
     excludes: Optional[_Filter]
+
+    def name_indexes(self):
+        """The position of each name in its list, as a Rule records it (-1: a legacy name)."""
+        return (-1,) if self.legacy else range(len(self.names))
+
+    def name_path(self, index: int) -> str:
+        return self.names_path if index < 0 else _item(self.names_path, index)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -451,6 +488,8 @@ class _Loader:
         self.warnings.append("%s: %s" % (path, problem) if path else problem)
 
     def check_keys(self, obj: dict, path: str, known: frozenset) -> None:
+        if known.issuperset(obj) and not getattr(obj, "duplicates", ()):
+            return      # the common case, decided in C
         for key in getattr(obj, "duplicates", ()):
             self.warn(_key(path, key), "duplicate key, the last value is used (as Go does)")
         for key in obj:
@@ -474,17 +513,17 @@ class _Loader:
         flags = self.flags()
         listener_path, listener_metadata = self.listener()
         syscalls_path = self.path("syscalls")
-        entries = [self.entry(raw, _item(syscalls_path, index))
+        entries = [self.entry(raw, f"{syscalls_path}[{index}]")
                    for index, raw in enumerate(raw_entries)]
         survivors = [entry for entry in entries if self.included(entry)]
-        rules, stub_names = self.convert(survivors, default)
-        self.check_notify(rules, listener_path)
-        flags = self.check_wait_killable(flags, rules)
+        rules, stub_names, notify = self.convert(survivors, default)
+        self.check_notify(notify, listener_path)
+        flags = self.check_wait_killable(flags, notify)
         return Policy(
             default_action=default, arches=arches, rules=tuple(rules),
             stub_names=tuple(stub_names), flags=flags, listener_path=listener_path,
             listener_metadata=listener_metadata, badarch_action=RET_KILL_THREAD,
-            host_arch=self.host, caps=tuple(sorted(self.caps, key=CAPABILITIES.index)),
+            host_arch=self.host, caps=tuple(sorted(self.caps, key=_CAPABILITY_NUMBER.get)),
             kernel=self.kernel if isinstance(self.kernel, tuple) else (0, 0),
             warnings=self.warnings)
 
@@ -562,7 +601,10 @@ class _Loader:
         """moby: the first entry whose architecture is the host's gives [arch] + subArchitectures.
         Every entry is validated, selected or not."""
         chosen = None
+        host_token = _SCMP_TOKEN[self.host]
         for index, raw in enumerate(arch_map):
+            if chosen is not None and self.plain_arch_map_entry(raw):
+                continue    # valid, and no longer a candidate: nothing to record
             entry_path = _item(path, index)
             entry = _object(raw, entry_path)
             self.check_keys(entry, entry_path, _ARCHMAP_KEYS)
@@ -573,9 +615,21 @@ class _Loader:
             for i, token in enumerate(_strings(entry.get("subArchitectures"), subs_path)):
                 sub_path = _item(subs_path, i)
                 subs.append((_arch_token(token, sub_path), sub_path))
-            if chosen is None and arch == _SCMP_TOKEN[self.host]:
+            if chosen is None and arch == host_token:
                 chosen = [(arch, arch_path)] + subs
         return chosen or []
+
+    @staticmethod
+    def plain_arch_map_entry(entry) -> bool:
+        """An archMap entry with nothing to report, checked in C."""
+        if not isinstance(entry, dict) or not _ARCHMAP_KEYS.issuperset(entry):
+            return False
+        arch, subs = entry.get("architecture"), entry.get("subArchitectures")
+        return (arch.__class__ is str and arch in _SCMP_ARCH_TOKEN_SET
+                and (subs is None or (subs.__class__ is list
+                                      and _ONLY_STR.issuperset(map(type, subs))
+                                      and _SCMP_ARCH_TOKEN_SET.issuperset(subs)))
+                and not getattr(entry, "duplicates", ()))
 
     # -- flags, listenerPath, listenerMetadata
 
@@ -612,29 +666,43 @@ class _Loader:
 
     # -- syscalls[]
 
-    def entry(self, raw, path: str) -> _Entry:
-        obj = _object(raw, path)
+    # Each part first tests for the well-formed common case with C-level checks (a profile has
+    # dozens of entries and hundreds of names) and builds JSON paths only when it has
+    # something to report.
+
+    def entry(self, obj, path: str) -> _Entry:
+        if not isinstance(obj, dict):
+            _object(obj, path)      # raises
         self.check_keys(obj, path, _ENTRY_KEYS)
-        names, name_paths = self.entry_names(obj, path)
-        action = self.entry_action(obj, path, names, name_paths)
-        conds, split = self.entry_args(obj, path)
+        names, names_path, legacy = self.entry_names(obj, path)
+        action = self.entry_action(obj, path, names, names_path, legacy)
+        args = obj.get("args")
+        conds, split = ((), False) if args is None else self.entry_args(args, path)
         if obj.get("comment") is not None:
             _string(obj["comment"], _key(path, "comment"))
-        return _Entry(path=path, names=names, name_paths=name_paths, action=action, conds=conds,
-                      split=split, includes=self.entry_filter(obj, "includes", path),
-                      excludes=self.entry_filter(obj, "excludes", path))
+        includes, excludes = obj.get("includes"), obj.get("excludes")
+        if includes is not None:
+            includes = self.entry_filter(includes, f"{path}.includes")
+        if excludes is not None:
+            excludes = self.entry_filter(excludes, f"{path}.excludes")
+        return _new_tuple(_Entry, (path, names, names_path, legacy, action, conds, split,
+                                   includes, excludes))
 
     def entry_names(self, obj: dict, path: str) -> tuple:
-        """(names, the JSON path of each): `names`, or moby's legacy single `name`."""
+        """(names, the JSON path of the list, False), or for moby's legacy single `name`
+        ((name,), its path, True)."""
         name, names = obj.get("name"), obj.get("names")
+        list_path = _key(path, "names")
+        if (names.__class__ is list and name is None and _ONLY_STR.issuperset(map(type, names))
+                and names and "" not in names):
+            return tuple(names), list_path, False       # the common case, checked in C
         if name is not None and names is not None:
             raise ProfileError(path, 'both "name" and "names" given')
         if name is not None:
             name_path = _key(path, "name")
             if _string(name, name_path) == "":
                 raise ProfileError(name_path, 'empty string is not a valid syscall name ""')
-            return (name,), (name_path,)
-        list_path = _key(path, "names")
+            return (name,), name_path, True
         if names is None:
             _require(obj, "names", path)    # a case-only near miss makes a better message
             raise ProfileError(list_path, "missing")
@@ -644,33 +712,48 @@ class _Loader:
         if "" in names:
             raise ProfileError(_item(list_path, names.index("")),
                                'empty string is not a valid syscall name ""')
-        return tuple(names), tuple([f"{list_path}[{index}]" for index in range(len(names))])
+        return tuple(names), list_path, False
 
-    def entry_action(self, obj: dict, path: str, names: tuple, name_paths: tuple) -> int:
+    def entry_action(self, obj: dict, path: str, names: tuple, names_path: str,
+                     legacy: bool) -> int:
+        name = obj.get("action")
+        kind = ACTIONS.get(name) if name.__class__ is str else None
+        if (kind is not None and kind != RET_USER_NOTIF and obj.get("errnoRet") is None
+                and obj.get("errno") in (None, "")):
+            # the common case: no data given, so EPERM for the actions that carry one
+            return kind | (EPERM if kind in (RET_ERRNO, RET_TRACE) else 0)
         action_path = _key(path, "action")
         name = _string(_require(obj, "action", path), action_path, "an action name")
         kind = _action_value(name, action_path)
         if kind == RET_USER_NOTIF and "write" in names:
-            raise ProfileError(name_paths[names.index("write")],
+            raise ProfileError(names_path if legacy else _item(names_path, names.index("write")),
                                'SCMP_ACT_NOTIFY on "write" is refused, as runc does (the runtime '
                                'writes after loading the filter) "write"')
         return kind | self.action_data(kind, name, obj, path, "errnoRet", "errno")
 
-    def entry_args(self, obj: dict, path: str) -> tuple:
-        """(conditions, split). runc: if any index repeats, every condition becomes its own rule
-        (OR); otherwise one rule with all of them (AND). Seven or more args always repeat an
-        index (only 0..5 are valid), so they always split, as in runc."""
-        if obj.get("args") is None:
-            return (), False
+    def entry_args(self, args, path: str) -> tuple:
+        """(conditions, split) of a non-null `args`. runc: if any index repeats, every condition
+        becomes its own rule (OR); otherwise one rule with all of them (AND). Seven or more args
+        always repeat an index (only 0..5 are valid), so they always split, as in runc."""
         args_path = _key(path, "args")
-        conds = tuple(self.arg(raw, _item(args_path, index))
-                      for index, raw in enumerate(_list(obj.get("args"), args_path,
-                                                        "a list of argument objects")))
-        indexes = [cond.index for cond in conds]
-        return conds, len(set(indexes)) != len(indexes)
+        conds = tuple([self.arg(raw, args_path, index)
+                       for index, raw in enumerate(_list(args, args_path,
+                                                         "a list of argument objects"))])
+        indexes = {cond.index for cond in conds}
+        return conds, len(indexes) != len(conds)
 
-    def arg(self, raw, path: str) -> Cond:
-        obj = _object(raw, path)
+    def arg(self, obj, args_path: str, position: int) -> Cond:
+        if isinstance(obj, dict) and _ARG_KEYS.issuperset(obj):
+            index, value, op_name = obj.get("index"), obj.get("value"), obj.get("op")
+            two = obj.get("valueTwo")
+            op = OPS.get(op_name) if op_name.__class__ is str else None
+            if (index.__class__ is int and 0 <= index <= 5 and value.__class__ is int
+                    and 0 <= value <= U64_MAX and op is not None
+                    and (two is None or (two.__class__ is int and two == 0))
+                    and not getattr(obj, "duplicates", ())):
+                return _cond(index, op, value, 0)       # valueTwo 0: nothing to warn about
+        path = _item(args_path, position)
+        obj = _object(obj, path)
         self.check_keys(obj, path, _ARG_KEYS)
         index_path = _key(path, "index")
         index = _uint(_require(obj, "index", path), index_path, limit=None)
@@ -692,36 +775,39 @@ class _Loader:
         elif value_two:
             self.warn(two_path, "%d ignored: only SCMP_CMP_MASKED_EQ uses valueTwo" % value_two)
             value_two = 0
-        return Cond(index=index, op=op, value=value, value_two=value_two)
+        return _cond(index, op, value, value_two)
 
-    def entry_filter(self, obj: dict, key: str, entry_path: str) -> Optional[_Filter]:
+    def entry_filter(self, filt, path: str) -> _Filter:
         """includes / excludes. podman's own filter has only caps and arches (a minKernel there is
         an unknown key Go ignores, so podman keeps such rules whatever the kernel); we apply
         minKernel in every format, as moby does."""
-        raw = obj.get(key)
-        if raw is None:
-            return None
-        path = f"{entry_path}.{key}"    # entry paths are never empty: no _key() needed here
-        filt = _object(raw, path)
+        if not isinstance(filt, dict):
+            _object(filt, path)     # raises
         self.check_keys(filt, path, _FILTER_KEYS)
-        caps_path, arches_path = f"{path}.caps", f"{path}.arches"
-        caps = _strings(filt.get("caps"), caps_path)
-        if not _CAPABILITY_SET.issuperset(caps):
-            for index, cap in enumerate(caps):
-                if cap not in _CAPABILITY_SET:
-                    self.warn(_item(caps_path, index), "unknown capability %s, it never matches"
-                              % _show(cap))
-        arches = _strings(filt.get("arches"), arches_path)
-        if not _NATIVE_ARCH_NAMES.issuperset(arches):
-            for index, arch in enumerate(arches):
-                if arch not in _NATIVE_ARCH_NAMES:
-                    self.warn(_item(arches_path, index), "unknown architecture name %s (expected "
-                              "a name such as amd64, x86, arm64, arm), it never matches"
-                              % _show(arch))
+        caps = self.filter_names(filt.get("caps"), path, "caps", _CAPABILITY_SET,
+                                 "unknown capability %s, it never matches")
+        arches = self.filter_names(filt.get("arches"), path, "arches", _NATIVE_ARCH_NAMES,
+                                   "unknown architecture name %s (expected a name such as "
+                                   "amd64, x86, arm64, arm), it never matches")
         min_kernel = filt.get("minKernel")
         if min_kernel is not None:
-            min_kernel = parse_min_kernel(min_kernel, f"{path}.minKernel")
-        return _Filter(path=path, caps=tuple(caps), arches=tuple(arches), min_kernel=min_kernel)
+            min_kernel = _min_kernel(min_kernel, f"{path}.minKernel")
+        return _new_tuple(_Filter, (path, caps, arches, min_kernel))
+
+    def filter_names(self, value, filter_path: str, key: str, known: frozenset,
+                     unknown: str) -> tuple:
+        """A filter's caps or arches: a list of strings, a warning for each unknown one."""
+        if value is None:
+            return ()
+        if (value.__class__ is list and _ONLY_STR.issuperset(map(type, value))
+                and known.issuperset(value)):
+            return tuple(value)     # the common case, checked in C
+        path = f"{filter_path}.{key}"
+        names = _strings(value, path)
+        for index, name in enumerate(names):
+            if name not in known:
+                self.warn(_item(path, index), unknown % _show(name))
+        return tuple(names)
 
     # -- phase 3: moby's include/exclude resolution
 
@@ -754,42 +840,51 @@ class _Loader:
     # -- phase 4: runc's conversion
 
     def convert(self, entries: list, default: int) -> tuple:
-        """(rules, stub_names). stub_names lists every known name of every surviving entry,
-        default-equal ones included (runc's ENOSYS cut-off counts them)."""
+        """(rules, stub_names, the first NOTIFY rule or None). stub_names lists every known name
+        of every surviving entry, default-equal ones included (runc's ENOSYS cut-off counts
+        them)."""
         rules = []
-        stub_names = {}         # a dict keeps the names in first-seen order
+        stub_names = []         # with repeats, dropped at the end
+        notify = None           # the first SCMP_ACT_NOTIFY rule
         for entry in entries:
-            names, paths = entry.names, entry.name_paths
+            names, action, conds = entry.names, entry.action, entry.conds
+            indexes = entry.name_indexes()
             if not syscalls.ALL_NAMES.issuperset(names):
-                names, paths = self.known_names(names, paths)
-            stub_names.update(dict.fromkeys(names))
-            action, conds = entry.action, entry.conds
+                names, indexes = self.known_names(entry)
+            stub_names.extend(names)
             if action == default:
                 if names:
                     self.warn(entry.path, "action %s equals the default action, the entry's "
                                           "rules are dropped (as runc does)"
                               % action_name(action))
-            elif entry.split:
-                rules.extend([Rule(name, action, (cond,), path)
-                              for name, path in zip(names, paths) for cond in conds])
+                continue
+            if not names:
+                continue
+            where = entry.names_path
+            if entry.split:
+                new = [_new_tuple(Rule, (name, action, (cond,), where, index))
+                       for name, index in zip(names, indexes) for cond in conds]
             else:
-                # Rule(name, action, conds, path) without the Python-level __new__: hundreds
-                # of rules per profile
-                rules.extend(map(_new_rule, zip(names, repeat(action), repeat(conds), paths)))
-        return rules, list(stub_names)
+                new = list(map(_new_tuple, repeat(Rule),
+                               zip(names, repeat(action), repeat(conds), repeat(where), indexes)))
+            if notify is None and action & 0xFFFF0000 == RET_USER_NOTIF:
+                notify = new[0]
+            rules.extend(new)
+        return rules, list(dict.fromkeys(stub_names)), notify     # first-seen order
 
-    def known_names(self, names: tuple, paths: tuple) -> tuple:
-        """(names, paths) without the names no architecture knows, with a warning for each."""
+    def known_names(self, entry: _Entry) -> tuple:
+        """(names, their indexes) without the names no architecture knows, with a warning for
+        each."""
         kept = []
-        for name, path in zip(names, paths):
+        for name, index in zip(entry.names, entry.name_indexes()):
             if syscalls.known(name):
-                kept.append((name, path))
+                kept.append((name, index))
             else:
-                self.warn(path, "unknown syscall %s, skipped (as runc does)" % _show(name))
-        return tuple(name for name, _ in kept), tuple(path for _, path in kept)
+                self.warn(entry.name_path(index), "unknown syscall %s, skipped (as runc does)"
+                          % _show(name))
+        return tuple(name for name, _ in kept), [index for _, index in kept]
 
-    def check_notify(self, rules: list, listener_path: Optional[str]) -> None:
-        notify = next((r for r in rules if r.action & 0xFFFF0000 == RET_USER_NOTIF), None)
+    def check_notify(self, notify: Optional[Rule], listener_path: Optional[str]) -> None:
         if notify is not None and listener_path is None:
             self.warn(notify.path, "SCMP_ACT_NOTIFY without listenerPath: runc would refuse the "
                                    "profile; the sandbox runner answers these notifications "
@@ -798,13 +893,14 @@ class _Loader:
             self.warn(self.path("listenerPath"), "ignored: no rule uses SCMP_ACT_NOTIFY (as runc "
                                                  "does)")
 
-    def check_wait_killable(self, flags: Optional[tuple], rules: list) -> Optional[tuple]:
+    def check_wait_killable(self, flags: Optional[tuple],
+                            notify: Optional[Rule]) -> Optional[tuple]:
         """WAIT_KILLABLE_RECV only means something with a listener; the kernel rejects it
         without NEW_LISTENER, which is set only when a rule uses NOTIFY."""
         flag = "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
         if flags is None or flag not in flags:
             return flags
-        if any(r.action & 0xFFFF0000 == RET_USER_NOTIF for r in rules):
+        if notify is not None:
             return flags
         self.warn(_item(self.path("flags"), list(flags).index(flag)),
                   "%s dropped: no rule uses SCMP_ACT_NOTIFY (the kernel refuses it without a "

@@ -4,6 +4,9 @@
   name; it is exact only if the core's name list is the list its binary search runs over.
 - profile._Loader validates and converts names in bulk; the JSON paths, warnings, rules and
   stub names must be those of the name-by-name code (expected values below were produced by it).
+- the loader tests well-formed entries, arguments, filters and archMap entries in C and makes
+  rule paths on demand; what it reports must be what the detailed checks reported (the tests at
+  the end pass against the loader before those shortcuts too).
 """
 import pathlib
 import sys
@@ -13,7 +16,7 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from sandbox import _core, syscalls  # noqa: E402
-from sandbox.policy import OPS, RET_ALLOW, RET_LOG, Cond  # noqa: E402
+from sandbox.policy import OPS, RET_ALLOW, RET_LOG, Cond, Rule  # noqa: E402
 from sandbox.profile import ProfileError, load  # noqa: E402
 
 HOST = dict(host_arch="x86_64", caps="none", kernel=(6, 1))
@@ -120,3 +123,81 @@ def test_legacy_name_errors():
         with pytest.raises(ProfileError) as err:
             load(doc, **HOST)
         assert str(err.value) == message
+
+
+# The loader's C-level tests for well-formed entries, arguments, filters and archMap entries
+# must let through exactly what the detailed checks would pass without a word.
+
+def test_shortcuts_still_see_duplicate_keys_inside_parts():
+    text = ('{"defaultAction": "SCMP_ACT_ERRNO", "archMap": ['
+            '{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]},'
+            '{"architecture": "SCMP_ARCH_AARCH64", "architecture": "SCMP_ARCH_ARM"}],'
+            '"syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW",'
+            '"args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ", "op": "SCMP_CMP_NE"}],'
+            '"includes": {"caps": [], "caps": ["CAP_SYS_ADMIN"]}}]}')
+    policy = load(text, **dict(HOST, caps="all"))
+    assert policy.warnings == [
+        "archMap[1].architecture: duplicate key, the last value is used (as Go does)",
+        "syscalls[0].args[0].op: duplicate key, the last value is used (as Go does)",
+        "syscalls[0].includes.caps: duplicate key, the last value is used (as Go does)",
+    ]
+    assert [(r.name, [c.op for c in r.conds]) for r in policy.rules] == [
+        ("read", [OPS["SCMP_CMP_NE"]])]
+
+
+@pytest.mark.parametrize("arg, message", [
+    ({"index": 0, "value": 1, "op": "SCMP_CMP_EQ", "valueTwo": False},
+     "syscalls[0].args[0].valueTwo: expected an unsigned integer, got false"),
+    ({"index": True, "value": 1, "op": "SCMP_CMP_EQ"},
+     "syscalls[0].args[0].index: expected an unsigned integer, got true"),
+    ({"index": 6, "value": 1, "op": "SCMP_CMP_EQ"},
+     "syscalls[0].args[0].index: 6 is out of range (0..5)"),
+    ({"index": 0, "value": 2**64, "op": "SCMP_CMP_EQ"},
+     "syscalls[0].args[0].value: 18446744073709551616 is out of range (max 2**64-1)"),
+    ({"index": 0, "value": 1, "op": "SCMP_CMP_EQUAL"},
+     'syscalls[0].args[0].op: unknown operator "SCMP_CMP_EQUAL"'),
+])
+def test_argument_shortcut_leaves_errors_to_the_checks(arg, message):
+    doc = {"defaultAction": "SCMP_ACT_ERRNO",
+           "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [arg]}]}
+    with pytest.raises(ProfileError) as err:
+        load(doc, **HOST)
+    assert str(err.value) == message
+
+
+def test_argument_value_two_zero_or_absent_is_silent():
+    masked = [{"index": 1, "value": 0xFF, "op": "SCMP_CMP_MASKED_EQ"},
+              {"index": 2, "value": 7, "valueTwo": 0, "op": "SCMP_CMP_GT"}]
+    policy = load({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": masked}]}, **HOST)
+    assert policy.warnings == []
+    assert policy.rules[0].conds == (Cond(1, OPS["SCMP_CMP_MASKED_EQ"], 0xFF, 0),
+                                     Cond(2, OPS["SCMP_CMP_GT"], 7, 0))
+
+
+def test_arch_map_entries_after_the_hosts_are_still_checked():
+    doc = {"defaultAction": "SCMP_ACT_ERRNO", "archMap": [
+        {"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]},
+        {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARN"]}]}
+    with pytest.raises(ProfileError) as err:
+        load(doc, **HOST)
+    assert str(err.value) == ('archMap[1].subArchitectures[0]: unknown architecture '
+                              '"SCMP_ARCH_ARN"')
+
+
+def test_action_shortcut_and_rule_paths():
+    doc = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["read", "write"], "action": "SCMP_ACT_ERRNO", "errno": ""},
+        {"name": "close", "action": "SCMP_ACT_TRACE"}]}
+    policy = load(doc, **HOST)
+    assert [(r.name, r.action, r.path) for r in policy.rules] == [
+        ("read", 0x00050001, "syscalls[0].names[0]"),
+        ("write", 0x00050001, "syscalls[0].names[1]"),
+        ("close", 0x7FF00001, "syscalls[1].name")]
+    # a Rule built by hand takes its path as the fourth field, as before
+    assert Rule("read", RET_ALLOW, (), "somewhere").path == "somewhere"
+    assert Rule("read", RET_ALLOW).path == ""
+    with pytest.raises(ProfileError) as err:
+        load({"defaultAction": "SCMP_ACT_ALLOW",
+              "syscalls": [{"name": "write", "action": "SCMP_ACT_NOTIFY"}]}, **HOST)
+    assert err.value.path == "syscalls[0].name"

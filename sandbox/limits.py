@@ -99,6 +99,10 @@ class Limits:
         return None
 
     def to_json(self) -> dict:
-        d = dataclasses.asdict(self)
+        # every Result carries this: plain field copies, not dataclasses.asdict's deep copies
+        d = {f.name: getattr(self, f.name) for f in _FIELDS}
         d["wall_time"] = self.effective_wall()
         return d
+
+
+_FIELDS = dataclasses.fields(Limits)

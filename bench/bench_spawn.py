@@ -20,10 +20,12 @@ from sandbox.runner import Sandbox  # noqa: E402
 
 def c_level(program: bytes, rounds: int, per: int) -> dict:
     src = os.path.join(os.path.dirname(__file__), "spawnbench.c")
-    core = os.path.join(str(common.ROOT), "csrc", "spawn.c")
+    # spawn.c and what it links with (the notification supervisor it can hand over to)
+    core = [os.path.join(str(common.ROOT), "csrc", c)
+            for c in ("spawn.c", "notify.c", "bpf_emu.c", "watch.c")]
     with tempfile.TemporaryDirectory() as tmp:
         exe = os.path.join(tmp, "spawnbench")
-        subprocess.run(["gcc", "-O2", "-o", exe, src, core], check=True)
+        subprocess.run(["gcc", "-O2", "-o", exe, src, *core], check=True)
         bpf = os.path.join(tmp, "docker.bpf")
         with open(bpf, "wb") as f:
             f.write(program)

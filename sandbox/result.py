@@ -67,6 +67,8 @@ class Result:
                                            # made sure nothing the command started outlived it
     pid_namespace: bool = False            # the command ran in a PID namespace of its own
     cancelled: bool = False                # killed by sandbox.runner.cancel_all()
+    spawn_path: str = "direct"             # "zygote": started by the Sandbox's pre-filtered
+                                           # zygote (inheriting its filter), "direct": by us
     warnings: list = dataclasses.field(default_factory=list)
 
     @property

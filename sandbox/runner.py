@@ -13,7 +13,7 @@ import signal
 import threading
 from typing import Optional, Sequence
 
-from . import _core, builtin, profile as _profile
+from . import _core, builtin, profile as _profile, zygote as _zygote
 from .filter import Filter, compile_policy
 from .limits import Limits
 from .policy import Policy, RET_ALLOW, RET_LOG, json_action_name
@@ -194,6 +194,13 @@ class Sandbox:
     profile: a built-in name ("default", "no-network", "grader", "unconfined"), a path, a dict,
     JSON text or a loaded Policy. Limits (cpu_time, timeout, memory, output_limit, processes,
     file_size, open_files, stack) take numbers or strings ("2s", "256M").
+
+    zygote: start runs through a pre-filtered zygote (sandbox/zygote.py) when the profile
+    allows what it needs, else directly (`zygote_refusal` says why; each Result's spawn_path
+    says which path ran). It saves the per-run filter install, so it pays off for many runs;
+    `sandbox batch` turns it on. Its jobs share one PID namespace (the zygote's, when this
+    Sandbox has pid_namespace) instead of one each, so they can see one another; as root each
+    job gets its own cgroup to contain its tree. Call close() (or use `with`) to stop it.
     """
 
     def __init__(self, profile="default", *, caps=None, host_arch=None, kernel=None,
@@ -202,7 +209,7 @@ class Sandbox:
                  file_size=None, open_files=None, stack=None,
                  env=None, inherit_env=False, cwd=None, user=None, umask=0o022,
                  use_cgroup=True, pid_namespace=None, pdeathsig=signal.SIGKILL,
-                 protect_supervisor=True):
+                 protect_supervisor=True, zygote=False):
         if protect_supervisor:
             _protect_supervisor()
         self.user = _resolve_user(user) if user is not None else None
@@ -241,6 +248,55 @@ class Sandbox:
         # (the supervisor included): give it a PID namespace of its own unless told not to.
         self.pid_namespace = self.is_root if pid_namespace is None else bool(pid_namespace)
         self.pdeathsig = int(pdeathsig or 0)
+        self.zygote = bool(zygote)
+        self.zygote_refusal = None
+        if self.zygote:
+            self.zygote_refusal = self.refusal or _zygote.refusal(
+                self.filter, ids=self.user is not None, caps=self.caps_mask is not None)
+        self._zygote = None
+        self._zygote_lock = threading.Lock()
+
+    # -- the zygote ----------------------------------------------------------------------
+
+    def _running_zygote(self, replace=None):
+        """The zygote to start this run with (started, or restarted when `replace` died), or
+        None: spawn directly (zygote_refusal set when it cannot start at all)."""
+        if not self.zygote or self.zygote_refusal:
+            return None
+        with self._zygote_lock:
+            if self._zygote is not None and (self._zygote is replace or self._zygote.dead):
+                self._zygote.close()
+                self._zygote = None
+            if self._zygote is None and not self.zygote_refusal:
+                caps = None
+                if self.caps_mask is not None:
+                    # what the jobs keep, plus what their set-up needs to drop the rest
+                    extra = 1 << _zygote.CAP_SETPCAP
+                    if self.user is not None:
+                        extra |= (1 << _zygote.CAP_SETUID) | (1 << _zygote.CAP_SETGID)
+                    caps = (self.caps_mask | extra) & _OWN_BOUNDING
+                try:
+                    self._zygote = _zygote.Zygote(
+                        program=self.filter.program if self.filter else None,
+                        filter_flags=self.filter_flags, caps=caps, last_cap=_LAST_CAP,
+                        pid_namespace=self.pid_namespace)
+                except (OSError, _core.SpawnError) as e:
+                    self.zygote_refusal = str(e)
+            return self._zygote
+
+    def close(self) -> None:
+        """Stop this Sandbox's zygote (its running jobs are killed). Runs may still follow:
+        they start another."""
+        with self._zygote_lock:
+            z, self._zygote = self._zygote, None
+        if z is not None:
+            z.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     # -- preparation ---------------------------------------------------------------------
 
@@ -285,8 +341,10 @@ class Sandbox:
                       limits=limits.to_json(),
                       warnings=list(self.policy.warnings) if self.policy else [], **kw)
 
-    def _setup_error(self, argv, limits, stage, message, err=0) -> Result:
-        return self._result(argv, limits, verdict="SETUP_ERROR", setup_error={
+    def _setup_error(self, argv, limits, stage, message, err=0, zygote=None) -> Result:
+        return self._result(argv, limits, verdict="SETUP_ERROR",
+                            spawn_path="zygote" if zygote is not None else "direct",
+                            setup_error={
             "stage": stage, "errno": err,
             "errno_name": _errno.errorcode.get(err) if err else None, "message": message})
 
@@ -328,6 +386,9 @@ class Sandbox:
         to_close = []
         in_fd = out_r = err_r = -1
         in_data = b""
+        zy = self._running_zygote()
+        # a job of the zygote shares its PID namespace (if any) with the other jobs
+        own_pidns = self.pid_namespace and zy is None
         try:
             # A cgroup enforces memory, pids and whole-tree CPU limits, and contains the tree
             # of a run without a PID namespace. A PID namespace already contains its tree, and
@@ -335,7 +396,7 @@ class Sandbox:
             # without favordynmods): skip it when nothing needs it.
             needs_limits = (limits.memory is not None or limits.processes is not None
                             or limits.cpu_time is not None)
-            if self.use_cgroup and (needs_limits or (self.is_root and not self.pid_namespace)):
+            if self.use_cgroup and (needs_limits or (self.is_root and not own_pidns)):
                 cg = _make_cgroup(limits)
             stdio = []
             # stdin
@@ -375,23 +436,32 @@ class Sandbox:
             ids = None
             if self.user is not None:
                 ids = (self.user[0], self.user[1], self.user[2])
-            caps = self.caps_mask
-            start = _core.now_ns()
-            try:
-                pid, pidfd, status_fd = _core.spawn(
-                    os.fsencode(exe), [os.fsencode(a) for a in argv],
+            if zy is not None and cwd is None:
+                cwd = os.getcwd()  # the zygote's is the one we had when it started
+            args = (os.fsencode(exe), [os.fsencode(a) for a in argv],
                     [os.fsencode("%s=%s" % kv) for kv in envmap.items()],
-                    os.fsencode(cwd) if cwd is not None else None, stdio,
-                    umask=self.umask if self.umask is not None else -1,
-                    rlimits=self._rlimits(limits, cg),
-                    cgroup_fds=list(cg.procs_fds) if cg else [], ids=ids, caps=caps,
-                    last_cap=_LAST_CAP, pdeathsig=self.pdeathsig,
-                    program=self.filter.program if self.filter else None,
-                    filter_flags=self.filter_flags, new_pidns=self.pid_namespace,
-                    init_exe=_INIT_EXE if self.pid_namespace else None)
+                    os.fsencode(cwd) if cwd is not None else None, stdio)
+            kw = dict(umask=self.umask if self.umask is not None else -1,
+                      rlimits=self._rlimits(limits, cg),
+                      cgroup_fds=list(cg.procs_fds) if cg else [], ids=ids, caps=self.caps_mask,
+                      last_cap=_LAST_CAP, pdeathsig=self.pdeathsig)
+            start = _core.now_ns()
+            status_fd = report_fd = -1
+            try:
+                if zy is not None:
+                    pid, pidfd, report_fd, zy = self._zygote_spawn(zy, args, kw)
+                if zy is None:
+                    pid, pidfd, status_fd = _core.spawn(
+                        *args, **kw, program=self.filter.program if self.filter else None,
+                        filter_flags=self.filter_flags, new_pidns=own_pidns,
+                        init_exe=_INIT_EXE if own_pidns else None)
             except _core.SpawnError as e:
                 return self._setup_error(argv, limits, e.stage, _spawn_message(e, exe, cwd),
-                                         e.errno)
+                                         e.errno, zy)
+            except _core.ZygoteError as e:
+                return self._setup_error(
+                    argv, limits, "zygote", "the zygote died while starting the command (it "
+                    "may have started and been killed): %s" % e, e.errno, zy)
             for fd in to_close:
                 os.close(fd)
             to_close = []
@@ -401,19 +471,24 @@ class Sandbox:
                     _running[pidfd] = False
             try:
                 raw = _core.watch(
-                    pid, pidfd, pid, status_fd=status_fd, in_fd=in_fd, in_data=in_data, out_fd=out_r, err_fd=err_r,
+                    pid, pidfd, pid if zy is None else 0, status_fd=status_fd,
+                    report_fd=report_fd, in_fd=in_fd, in_data=in_data, out_fd=out_r,
+                    err_fd=err_r,
                     output_limit=limits.output or 0, start_ns=start,
                     wall_limit_ns=_ns(wall),
                     cpu_limit_ns=_ns(limits.cpu_time) if (cg and cg.cpu_stat_fd >= 0) else 0,
                     cg_cpu_fd=cg.cpu_stat_fd if cg else -1,
                     cg_kill_fd=cg.kill_fd if cg else -1,
                     # in a PID namespace, reaping pid 1 means the kernel already emptied it
-                    cg_events_fd=cg.events_fd if (cg and not self.pid_namespace) else -1,
+                    cg_events_fd=cg.events_fd if (cg and not own_pidns) else -1,
                     cpu_base_ns=cg.cpu_base_usec * 1000 if cg else 0)
             except BaseException:
                 # watch() itself failed (it kills and reaps on a signal): never leave the
-                # child running unsupervised or unreaped
-                _kill_and_reap(pid)
+                # child running unsupervised or unreaped (a zygote's job: the zygote reaps it)
+                if zy is None:
+                    _kill_and_reap(pid)
+                elif pidfd >= 0:
+                    _pidfd_kill(pidfd)
                 raise
             finally:
                 in_fd = out_r = err_r = -1  # closed by watch
@@ -422,10 +497,17 @@ class Sandbox:
                     with _running_lock:
                         cancelled = _running.pop(pidfd, False)
                     os.close(pidfd)
+            if raw["report_lost"]:
+                return self._setup_error(
+                    argv, limits, "zygote", "the zygote died while the command ran (it was "
+                    "killed; its exit status is unknown)", 0, zy)
             stats = cg.stats() if cg else {}
-            result = self._verdict(argv, limits, pid, raw, cg, stats,
+            result = self._verdict(argv, limits, pid, raw, cg, stats, own_pidns,
                                    capture_out=stdout is PIPE, capture_err=stderr is PIPE)
             result.cancelled = cancelled
+            if zy is not None:
+                result.spawn_path = "zygote"
+                result.pid_namespace = self.pid_namespace
             return result
         finally:
             for fd in to_close + [x for x in (in_fd, out_r, err_r) if x >= 0]:
@@ -436,7 +518,25 @@ class Sandbox:
             if cg is not None:
                 cg.close()
 
-    def _verdict(self, argv, limits, pid, raw, cg, stats, capture_out, capture_err) -> Result:
+    def _zygote_spawn(self, zy, args, kw):
+        """(pid, pidfd, report_fd, zygote) through the zygote, restarting it once when it was
+        found dead before it took the request; zygote None: spawn directly after all (the
+        request does not fit a message, or no zygote can start)."""
+        for attempt in (1, 2):
+            try:
+                pid, pidfd, report_fd = zy.spawn(*args, **kw)
+                return pid, pidfd, report_fd, zy
+            except _core.ZygoteError as e:
+                if e.sent:
+                    raise
+                if e.errno in (_errno.E2BIG, _errno.EMSGSIZE) or attempt == 2:
+                    return -1, -1, -1, None
+                zy = self._running_zygote(replace=zy)
+                if zy is None:
+                    return -1, -1, -1, None
+
+    def _verdict(self, argv, limits, pid, raw, cg, stats, own_pidns, capture_out,
+                 capture_err) -> Result:
         status = raw["status"]
         exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
@@ -481,8 +581,8 @@ class Sandbox:
             stdout=raw["stdout"] if capture_out else None,
             stderr=raw["stderr"] if capture_err else None,
             stdout_truncated=raw["stdout_truncated"], stderr_truncated=raw["stderr_truncated"],
-            pid=pid, pid_namespace=self.pid_namespace,
-            containment="pid-namespace" if self.pid_namespace else (
+            pid=pid, pid_namespace=own_pidns,
+            containment="pid-namespace" if own_pidns else (
                 "cgroup" if (cg and cg.kill_fd >= 0 and raw["tree_empty"]) else "process-group"))
 
 
@@ -494,6 +594,13 @@ def _ns(seconds) -> int:
     if not seconds:
         return 0
     return min(int(seconds * 1e9), _NS_MAX)
+
+
+def _pidfd_kill(pidfd: int) -> None:
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def _kill_and_reap(pid: int) -> None:

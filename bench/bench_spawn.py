@@ -1,7 +1,9 @@
 """Spawn+wait latency of /bin/true.
 
 1. C level: our core (csrc/spawn.c: vfork, set-up, NO_NEW_PRIVS, Docker's default profile
-   compiled for x86_64+x86+x32, execve) against posix_spawn, interleaved blocks in one C process.
+   compiled for x86_64+x86+x32, execve) against posix_spawn, interleaved blocks in one C process;
+   and the pre-filtered zygote (csrc/zygote/: filter installed once, jobs inherit it), from the
+   request to the report of the job's end.
 2. Python level: sandbox's Sandbox.run() with that filter against subprocess.run() without
    one, both capturing stdout/stderr, interleaved.
 Medians and ratios against the baseline measured in the same run.
@@ -20,14 +22,18 @@ from sandbox.runner import Sandbox  # noqa: E402
 
 def c_level(program: bytes, rounds: int, per: int) -> dict:
     src = os.path.join(os.path.dirname(__file__), "spawnbench.c")
-    core = os.path.join(str(common.ROOT), "csrc", "spawn.c")
+    csrc = os.path.join(str(common.ROOT), "csrc")
+    core = [os.path.join(csrc, "spawn.c"), os.path.join(csrc, "zygote.c")]
     with tempfile.TemporaryDirectory() as tmp:
         exe = os.path.join(tmp, "spawnbench")
-        subprocess.run(["gcc", "-O2", "-o", exe, src, core], check=True)
+        zygote = os.path.join(tmp, "sandbox-zygote")
+        subprocess.run(["gcc", "-O2", "-o", exe, src, *core], check=True)
+        subprocess.run(["gcc", "-O2", "-static", "-o", zygote,
+                        os.path.join(csrc, "zygote", "main.c"), *core], check=True)
         bpf = os.path.join(tmp, "docker.bpf")
         with open(bpf, "wb") as f:
             f.write(program)
-        out = subprocess.run([exe, bpf, str(rounds), str(per)], check=True,
+        out = subprocess.run([exe, bpf, str(rounds), str(per), zygote], check=True,
                              capture_output=True, text=True).stdout
     res = {}
     for line in out.splitlines():
@@ -62,6 +68,7 @@ def main(rounds=20, per=25):
     rows = [[name, "%.0f" % v[0], "%.0f" % v[1], "%.0f" % v[2], "%.2f" % (v[0] / base)]
             for name, v in (("posix_spawn (baseline)", c["posix_spawn"]),
                             ("sb_spawn + Docker filter", c["core_filter"]),
+                            ("zygote job (filter inherited)", c["core_zygote"]),
                             ("sb_spawn, no filter", c["core_nofilter"]))]
     print(common.table(["entry", "median us", "p10", "p90", "x posix_spawn"], rows))
     py = python_level(path, rounds, per)

@@ -3,7 +3,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -133,26 +132,6 @@ static int recv_reply(int sock, struct sb_zygote_reply *rep, int *pidfd)
 	return 0;
 }
 
-/* The pid of a pidfd's process in our PID namespace (from /proc/self/fdinfo), or -1. */
-static pid_t pidfd_pid(int pidfd)
-{
-	char path[64], buf[512], *p;
-	int fd;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	p = strstr(buf, "\nPid:");
-	return p ? (pid_t)strtol(p + 5, NULL, 10) : -1;
-}
-
 int sb_zygote_spawn(int sock, const struct sb_spawn_req *req, struct sb_spawn_result *res)
 {
 	struct sb_zygote_msg *m;
@@ -197,9 +176,7 @@ int sb_zygote_spawn(int sock, const struct sb_spawn_req *req, struct sb_spawn_re
 		return -1;
 	}
 	res->pidfd = pidfd;
-	res->pid = pidfd_pid(pidfd);
-	if (res->pid < 0)
-		res->pid = rep.pid;
+	res->pid = rep.pid;
 	res->status_fd = report[0];
 	return 0;
 }

@@ -57,9 +57,10 @@ struct sb_zygote_report {
 #define SB_ZYGOTE_NO_REPLY (-3)             /* the zygote died after taking the request */
 
 /* Supervisor side: ask the zygote to start `req` (its filter, keep_fd, init_exe and new_pidns
- * are ignored: the zygote's own apply). On success res->pid is the job's pid as this process
- * sees it, res->pidfd its pidfd, res->status_fd the read end of the report pipe. One request
- * at a time per socket: the caller serialises. */
+ * are ignored: the zygote's own apply). On success res->pid is the job's pid in the zygote's
+ * PID namespace (a fast job may be gone before any translation to ours could be read),
+ * res->pidfd its pidfd, res->status_fd the read end of the report pipe. One request at a time
+ * per socket: the caller serialises. */
 int sb_zygote_spawn(int sock, const struct sb_spawn_req *req, struct sb_spawn_result *res);
 
 /* Zygote side: check a received message and point `req` into it (argv/envp into the given

@@ -36,6 +36,7 @@ _MAGIC = 0x7A79676F
 _START_TIMEOUT_S = 10.0
 
 CAP_SETGID, CAP_SETUID, CAP_SETPCAP = 6, 7, 8
+_PR_SET_DUMPABLE = 4
 _PR_SET_PDEATHSIG, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS, _PR_CAP_AMBIENT = 1, 24, 38, 47
 _CLONE_VFORK_FLAGS = 0x100 | 0x4000 | int(signal.SIGCHLD)   # CLONE_VM | CLONE_VFORK
 
@@ -50,6 +51,7 @@ def needed_syscalls(arch: str, ids: bool, caps: bool) -> list:
         ("recvmsg", ()), ("sendmsg", ()), wait, ("waitid", ()), ("wait4", ()), ("kill", ()),
         ("pidfd_open", ()), ("pipe2", ()), ("read", ()), ("write", ()), ("close", ()), fork,
         ("rt_sigprocmask", ()), ("rt_sigaction", ()), ("exit_group", ()),
+        ("prctl", (_PR_SET_DUMPABLE, 0)),
         # a job's set-up (csrc/spawn.c's child)
         ("setsid", ()), ("fcntl", ()), ("dup3", ()), ("close_range", ()), ("chdir", ()),
         ("umask", ()), ("prlimit64", ()), ("prctl", (_PR_SET_PDEATHSIG, 9)),

@@ -355,3 +355,42 @@ def test_a_batch_uses_the_zygote_and_stops_it(tmp_path):
     results = batch.run_batch(jobs, jobs_parallel=4, default_profile=S.docker_default(),
                               zygote=False)
     assert {jr.result.spawn_path for jr in results} == {"direct"}
+
+
+# ------------------------------------------------------------------------------------------
+# pids, cancelling, the zygote's own protection
+
+@pytest.mark.parametrize("pid_namespace", [True, False])
+def test_result_pid_is_what_the_job_calls_itself(pid_namespace):
+    if pid_namespace and os.geteuid() != 0:
+        pytest.skip("a PID namespace needs root")
+    with Sandbox(S.docker_default(), zygote=True, pid_namespace=pid_namespace) as sb:
+        r = sb.run(["sh", "-c", "echo $$"])
+    assert r.spawn_path == "zygote" and r.pid_namespace == pid_namespace
+    assert r.pid == int(r.stdout)
+
+
+def test_cancel_all_kills_a_zygote_job(zy):
+    from sandbox.runner import cancel_all
+    m = S.sleep_marker()
+    box = {}
+    zy.run(["true"])
+    t = threading.Thread(target=lambda: box.setdefault("r", zy.run(["sleep", m], timeout=60)))
+    t.start()
+    wait_for(lambda: S.procs_with(m), 30, "the job never started")
+    assert cancel_all() >= 1
+    t.join(60)
+    r = box["r"]
+    assert (r.verdict, r.signal, r.cancelled, r.spawn_path) == (
+        "SIGNALED", signal.SIGKILL, True, "zygote"), r
+    assert zy.run(["true"]).ok                   # the zygote itself is fine
+
+
+def test_the_zygote_is_not_dumpable(zy):
+    zy.run(["true"])
+    st = S.status_fields(open("/proc/%d/status" % zy._zygote.pid).read())
+    assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2"
+    # not dumpable: its /proc files belong to root, and a job of its uid cannot ptrace it
+    r = zy.run(["sh", "-c", "cat /proc/1/environ; echo $?"])
+    if r.pid_namespace:
+        assert r.stdout.split()[-1] != b"0"

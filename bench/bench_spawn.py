@@ -46,15 +46,24 @@ def python_level(path: str, rounds: int, per: int) -> dict:
     plain = Sandbox(path, use_cgroup=False, pid_namespace=False)
     isolated = Sandbox(path)  # as root: PID + mount namespace, sandbox-init, run cgroup
     unconfined = Sandbox(None, use_cgroup=False, pid_namespace=False)
+    zygote = Sandbox(path, use_cgroup=False, pid_namespace=False, zygote=True)
+    zygote_root = Sandbox(path, zygote=True)  # as root: the zygote's PID namespace, cgroups
     fns = {
         "subprocess.run (no filter)": lambda: subprocess.run(["/bin/true"], capture_output=True),
         "Sandbox.run, Docker filter": lambda: plain.run(["/bin/true"]),
+        "Sandbox.run, Docker filter, zygote": lambda: zygote.run(["/bin/true"]),
         "Sandbox.run, unconfined": lambda: unconfined.run(["/bin/true"]),
     }
     if os.geteuid() == 0:
         fns["Sandbox.run, Docker filter, root defaults (PID ns, init, cgroup)"] = \
             lambda: isolated.run(["/bin/true"])
-    return common.interleaved(fns, rounds=rounds, inner=per)
+        fns["Sandbox.run, Docker filter, root defaults, zygote (shared PID ns, cgroup)"] = \
+            lambda: zygote_root.run(["/bin/true"])
+    try:
+        return common.interleaved(fns, rounds=rounds, inner=per)
+    finally:
+        zygote.close()
+        zygote_root.close()
 
 
 def main(rounds=20, per=25):

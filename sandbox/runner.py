@@ -343,10 +343,10 @@ class Sandbox:
 
     def _setup_error(self, argv, limits, stage, message, err=0, zygote=None) -> Result:
         return self._result(argv, limits, verdict="SETUP_ERROR",
-                            spawn_path="zygote" if zygote is not None else "direct",
-                            setup_error={
-            "stage": stage, "errno": err,
-            "errno_name": _errno.errorcode.get(err) if err else None, "message": message})
+                            spawn_path="direct" if zygote is None else "zygote", setup_error={
+                                "stage": stage, "errno": err,
+                                "errno_name": _errno.errorcode.get(err) if err else None,
+                                "message": message})
 
     # -- running -------------------------------------------------------------------------
 
@@ -451,6 +451,7 @@ class Sandbox:
                 if zy is not None:
                     pid, pidfd, report_fd, zy = self._zygote_spawn(zy, args, kw)
                 if zy is None:
+                    own_pidns = self.pid_namespace  # (the zygote may have been given up)
                     pid, pidfd, status_fd = _core.spawn(
                         *args, **kw, program=self.filter.program if self.filter else None,
                         filter_flags=self.filter_flags, new_pidns=own_pidns,

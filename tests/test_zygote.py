@@ -56,6 +56,21 @@ def _without(doc: dict, name: str) -> dict:
     return doc
 
 
+def _sleeper(sb):
+    """Start `sleep` through sb in a thread; (marker, join() -> its Result) once it runs."""
+    m = S.sleep_marker()
+    box = {}
+    sb.run(["true"])
+    t = threading.Thread(target=lambda: box.setdefault("r", sb.run(["sleep", m], timeout=60)))
+    t.start()
+    wait_for(lambda: S.procs_with(m), 30, "the job never started")
+
+    def join():
+        t.join(60)
+        return box["r"]
+    return m, join
+
+
 def _assert_clean(markers, zombies_before=()):
     for m in markers:
         assert S.wait_gone(m, timeout=3.0) == [], "processes outlived the run"
@@ -244,29 +259,13 @@ def test_root_jobs_cannot_reach_the_supervisor_or_kill_the_zygote(zy):
 # threads, a dying zygote, leftovers
 
 def test_many_threads_share_one_zygote(zy):
-    results, errors = [], []
-    lock = threading.Lock()
+    """8 threads x 25 runs through one zygote at the same time."""
+    import concurrent.futures
     m = S.marker()
-
-    def work():
-        try:
-            for _ in range(25):
-                r = zy.run(["echo", m], timeout=60)
-                with lock:
-                    results.append(r)
-        except BaseException as e:  # noqa: B902 - reported below
-            with lock:
-                errors.append(e)
-
     zy.run(["true"])
     fds_before = settled_fd_count()
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert errors == []
-    assert len(results) == 200
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: zy.run(["echo", m], timeout=60), range(200)))
     assert {(r.verdict, r.spawn_path, r.stdout) for r in results} == {
         ("OK", "zygote", (m + "\n").encode())}
     assert len({r.pid for r in results}) == 200
@@ -276,16 +275,10 @@ def test_many_threads_share_one_zygote(zy):
 
 
 def test_a_zygote_killed_mid_run_fails_that_job_and_is_replaced(zy):
-    m = S.sleep_marker()
-    zy.run(["true"])
+    m, join = _sleeper(zy)
     first = zy._zygote
-    box = {}
-    t = threading.Thread(target=lambda: box.setdefault("r", zy.run(["sleep", m], timeout=60)))
-    t.start()
-    wait_for(lambda: S.procs_with(m), 30, "the job never started")
     os.kill(first.pid, signal.SIGKILL)
-    t.join(60)
-    r = box["r"]
+    r = join()
     assert r.verdict == "SETUP_ERROR" and r.setup_error["stage"] == "zygote", r
     assert r.spawn_path == "zygote"
     assert S.wait_gone(m, timeout=3.0) == []    # the job died with its zygote (PDEATHSIG)
@@ -309,15 +302,10 @@ def test_a_zygote_that_died_idle_is_restarted_transparently(zy):
 
 
 def test_close_kills_running_jobs_and_leaves_nothing(zy):
-    m = S.sleep_marker()
-    box = {}
-    zy.run(["true"])
-    t = threading.Thread(target=lambda: box.setdefault("r", zy.run(["sleep", m], timeout=60)))
-    t.start()
-    wait_for(lambda: S.procs_with(m), 30, "the job never started")
+    m, join = _sleeper(zy)
     zy.close()
-    t.join(60)
-    assert box["r"].verdict in ("SIGNALED", "SETUP_ERROR"), box["r"]
+    r = join()
+    assert r.verdict in ("SIGNALED", "SETUP_ERROR"), r
     _assert_clean([m])
 
 
@@ -372,15 +360,9 @@ def test_result_pid_is_what_the_job_calls_itself(pid_namespace):
 
 def test_cancel_all_kills_a_zygote_job(zy):
     from sandbox.runner import cancel_all
-    m = S.sleep_marker()
-    box = {}
-    zy.run(["true"])
-    t = threading.Thread(target=lambda: box.setdefault("r", zy.run(["sleep", m], timeout=60)))
-    t.start()
-    wait_for(lambda: S.procs_with(m), 30, "the job never started")
+    _m, join = _sleeper(zy)
     assert cancel_all() >= 1
-    t.join(60)
-    r = box["r"]
+    r = join()
     assert (r.verdict, r.signal, r.cancelled, r.spawn_path) == (
         "SIGNALED", signal.SIGKILL, True, "zygote"), r
     assert zy.run(["true"]).ok                   # the zygote itself is fine
@@ -394,3 +376,11 @@ def test_the_zygote_is_not_dumpable(zy):
     r = zy.run(["sh", "-c", "cat /proc/1/environ; echo $?"])
     if r.pid_namespace:
         assert r.stdout.split()[-1] != b"0"
+
+
+def test_a_request_too_big_for_one_message_runs_directly(zy):
+    big = "x" * (60 * 1024)                    # 3 x 60 KiB: more than one message takes
+    r = zy.run(["sh", "-c", 'echo $#', big, big, big])
+    assert (r.verdict, r.stdout, r.spawn_path) == ("OK", b"2\n", "direct")
+    assert r.pid_namespace == zy.pid_namespace    # a direct run gets what direct runs get
+    assert zy.run(["true"]).spawn_path == "zygote"

@@ -38,6 +38,7 @@ def _last_cap() -> int:
 
 
 _LAST_CAP = _last_cap()
+_ZYGOTES_MAX = os.cpu_count() or 1   # per Sandbox (see Sandbox._take_zygote)
 
 
 def _own_bounding_set() -> int:
@@ -253,43 +254,59 @@ class Sandbox:
         if self.zygote:
             self.zygote_refusal = self.refusal or _zygote.refusal(
                 self.filter, ids=self.user is not None, caps=self.caps_mask is not None)
-        self._zygote = None
+        self._zygotes = []           # started ones; each serves one request at a time
+        self._zygote_turn = 0
         self._zygote_lock = threading.Lock()
 
     # -- the zygote ----------------------------------------------------------------------
 
-    def _running_zygote(self, replace=None):
-        """The zygote to start this run with (started, or restarted when `replace` died), or
-        None: spawn directly (zygote_refusal set when it cannot start at all)."""
+    def _take_zygote(self):
+        """A zygote for this run with its lock held (_zygote_spawn gives it back), or None:
+        spawn directly. Up to one per CPU start on demand: a zygote starts one job at a time
+        and waits for its execve, so a single one would serialise the threads."""
         if not self.zygote or self.zygote_refusal:
             return None
+        wait = False
         with self._zygote_lock:
-            if self._zygote is not None and (self._zygote is replace or self._zygote.dead):
-                self._zygote.close()
-                self._zygote = None
-            if self._zygote is None and not self.zygote_refusal:
-                caps = None
-                if self.caps_mask is not None:
-                    # what the jobs keep, plus what their set-up needs to drop the rest
-                    extra = 1 << _zygote.CAP_SETPCAP
-                    if self.user is not None:
-                        extra |= (1 << _zygote.CAP_SETUID) | (1 << _zygote.CAP_SETGID)
-                    caps = (self.caps_mask | extra) & _OWN_BOUNDING
-                try:
-                    self._zygote = _zygote.Zygote(
-                        program=self.filter.program if self.filter else None,
-                        filter_flags=self.filter_flags, caps=caps, last_cap=_LAST_CAP,
-                        pid_namespace=self.pid_namespace)
-                except (OSError, _core.SpawnError) as e:
-                    self.zygote_refusal = str(e)
-            return self._zygote
+            dead = [z for z in self._zygotes if z.dead]
+            self._zygotes = [z for z in self._zygotes if not z.dead]
+            z = next((z for z in self._zygotes if z.lock.acquire(blocking=False)), None)
+            if z is None and len(self._zygotes) < _ZYGOTES_MAX:
+                z = self._start_zygote()
+                if z is not None:
+                    z.lock.acquire()
+                    self._zygotes.append(z)
+            elif z is None and self._zygotes:
+                self._zygote_turn = (self._zygote_turn + 1) % len(self._zygotes)
+                z, wait = self._zygotes[self._zygote_turn], True
+        for old in dead:
+            old.close()
+        if wait:
+            z.lock.acquire()  # every one is busy: queue on one of them
+        return z
+
+    def _start_zygote(self):
+        caps = None
+        if self.caps_mask is not None:
+            # what the jobs keep, plus what their set-up needs to drop the rest
+            extra = 1 << _zygote.CAP_SETPCAP
+            if self.user is not None:
+                extra |= (1 << _zygote.CAP_SETUID) | (1 << _zygote.CAP_SETGID)
+            caps = (self.caps_mask | extra) & _OWN_BOUNDING
+        try:
+            return _zygote.Zygote(program=self.filter.program if self.filter else None,
+                                  filter_flags=self.filter_flags, caps=caps,
+                                  last_cap=_LAST_CAP, pid_namespace=self.pid_namespace)
+        except (OSError, _core.SpawnError) as e:
+            self.zygote_refusal = str(e)
+            return None
 
     def close(self) -> None:
-        """Stop this Sandbox's zygote (its running jobs are killed). Runs may still follow:
-        they start another."""
+        """Stop this Sandbox's zygotes (their running jobs are killed). Runs may still follow:
+        they start others."""
         with self._zygote_lock:
-            z, self._zygote = self._zygote, None
-        if z is not None:
+            zygotes, self._zygotes = self._zygotes, []
+        for z in zygotes:
             z.close()
 
     def __enter__(self):
@@ -386,7 +403,7 @@ class Sandbox:
         to_close = []
         in_fd = out_r = err_r = -1
         in_data = b""
-        zy = self._running_zygote()
+        zy = self._take_zygote()
         # a job of the zygote shares its PID namespace (if any) with the other jobs
         own_pidns = self.pid_namespace and zy is None
         try:
@@ -520,9 +537,9 @@ class Sandbox:
                 cg.close()
 
     def _zygote_spawn(self, zy, args, kw):
-        """(pid, pidfd, report_fd, zygote) through the zygote, restarting it once when it was
-        found dead before it took the request; zygote None: spawn directly after all (the
-        request does not fit a message, or no zygote can start)."""
+        """(pid, pidfd, report_fd, zygote) through zy (from _take_zygote, given back here),
+        or through another when zy was found dead before it took the request; zygote None:
+        spawn directly after all (the request does not fit a message, or none can start)."""
         for attempt in (1, 2):
             try:
                 pid, pidfd, report_fd = zy.spawn(*args, **kw)
@@ -530,11 +547,13 @@ class Sandbox:
             except _core.ZygoteError as e:
                 if e.sent:
                     raise
-                if e.errno in (_errno.E2BIG, _errno.EMSGSIZE) or attempt == 2:
+                if e.errno in (_errno.E2BIG, _errno.EMSGSIZE):
                     return -1, -1, -1, None
-                zy = self._running_zygote(replace=zy)
-                if zy is None:
-                    return -1, -1, -1, None
+            finally:
+                zy.lock.release()
+            zy = self._take_zygote() if attempt == 1 else None
+            if zy is None:
+                return -1, -1, -1, None
 
     def _verdict(self, argv, limits, pid, raw, cg, stats, own_pidns, capture_out,
                  capture_err) -> Result:

@@ -85,8 +85,8 @@ def refusal(flt, ids: bool, caps: bool) -> Optional[str]:
 
 
 class Zygote:
-    """One running zygote. spawn() is thread-safe; a ZygoteError from it means this one is
-    dead (the caller starts another)."""
+    """One running zygote. Hold .lock around spawn(): one request at a time. A ZygoteError
+    from spawn() other than E2BIG/EMSGSIZE means this one is dead (the caller starts another)."""
 
     def __init__(self, *, program, filter_flags: int, caps, last_cap: int, pid_namespace: bool):
         self.lock = threading.Lock()
@@ -128,16 +128,15 @@ class Zygote:
         raise OSError(_errno.ECHILD, "the zygote failed to start: " + why)
 
     def spawn(self, *args, **kw):
-        """_core.spawn through this zygote: (pid, pidfd, report_fd)."""
-        with self.lock:
-            if self.dead:
-                raise _core.ZygoteError(_errno.EPIPE, False)
-            try:
-                return _core.spawn(*args, zygote_sock=self.sock, **kw)
-            except _core.ZygoteError as e:
-                if e.errno not in (_errno.E2BIG, _errno.EMSGSIZE):
-                    self.dead = True
-                raise
+        """_core.spawn through this zygote: (pid, pidfd, report_fd). The caller holds .lock."""
+        if self.dead:  # (closed while the caller waited for it)
+            raise _core.ZygoteError(_errno.EPIPE, False)
+        try:
+            return _core.spawn(*args, zygote_sock=self.sock, **kw)
+        except _core.ZygoteError as e:
+            if e.errno not in (_errno.E2BIG, _errno.EMSGSIZE):
+                self.dead = True
+            raise
 
     def close(self) -> Optional[int]:
         """Close the socket (the zygote kills its jobs and exits) and reap it; its status."""

@@ -570,7 +570,7 @@ def _error_result(job: Job, profile: str, stage: str, message: str) -> Result:
                           "processes": job.processes})
 
 
-def _run(job: Job, profile: str, batch_key, user=None, zygote=True) -> Result:
+def _run(job: Job, profile: str, batch_key, user=None, zygote=True, run_slot=None) -> Result:
     try:
         sb = _sandbox_for(profile, batch_key, user, zygote)
     except Exception as e:
@@ -584,7 +584,8 @@ def _run(job: Job, profile: str, batch_key, user=None, zygote=True) -> Result:
         return sb.run(list(job.cmd), stdin=stdin_file if stdin_file is not None else job.stdin,
                       env=job.env or None, cwd=job.cwd, cpu_time=job.time_limit,
                       timeout=job.wall_limit, memory=job.memory_limit,
-                      output_limit=job.output_limit, processes=job.processes)
+                      output_limit=job.output_limit, processes=job.processes,
+                      run_slot=run_slot)
     except Exception as e:
         return _error_result(job, profile, "batch", "%s: %s" % (type(e).__name__, e))
     finally:
@@ -683,18 +684,82 @@ def judge(job: Job, result: Result) -> JobResult:
 
 
 def execute_job(job: Job, default_profile: str = "default", batch_key=None,
-                user=None, zygote=True) -> JobResult:
+                user=None, zygote=True, run_slot=None) -> JobResult:
     """Run and judge one job: the picklable work item handed to an executor. Sandboxes are
-    cached per process, per (batch_key, profile, user, zygote)."""
+    cached per process, per (batch_key, profile, user, zygote). run_slot: see Sandbox.run."""
     profile = job.profile or default_profile
-    return judge(job, _run(job, profile, batch_key, user, zygote))
+    return judge(job, _run(job, profile, batch_key, user, zygote, run_slot))
 
 
-def _not_started(job, default_profile, batch_key, user, zygote, stop):
+class _Stopped(BaseException):
+    """The batch stopped while this job waited for a run slot (not an Exception: nothing on
+    the way may turn it into a Result)."""
+
+
+class _RunSlots:
+    """At most n commands running at once, started in the jobs' order (each job has a ticket:
+    its submission number), and none once the batch is stopped. A job that ends without
+    starting a command (a set-up error) gives its turn away."""
+
+    def __init__(self, n: int, stop: threading.Event):
+        self.n, self.stop = n, stop
+        self.cond = threading.Condition()
+        self.running = 0
+        self.turn = 0           # the ticket whose command starts next
+        self.passed = set()     # later tickets that will never start one
+
+    def _advance(self):
+        self.turn += 1
+        while self.turn in self.passed:
+            self.passed.discard(self.turn)
+            self.turn += 1
+        self.cond.notify_all()
+
+
+class _Ticket:
+    """One job's place in _RunSlots: what Sandbox.run acquires and releases as run_slot."""
+
+    def __init__(self, slots: _RunSlots, number: int):
+        self.slots, self.number, self.used = slots, number, False
+
+    def acquire(self):
+        s = self.slots
+        with s.cond:
+            s.cond.wait_for(lambda: s.stop.is_set() or (s.turn == self.number
+                                                          and s.running < s.n))
+            self.used = True
+            if s.stop.is_set():
+                raise _Stopped()
+            s.running += 1
+            s._advance()
+
+    def release(self):
+        with self.slots.cond:
+            self.slots.running -= 1
+            self.slots.cond.notify_all()
+
+    def give_up(self):
+        """The job is over without having started (or been refused) a command."""
+        s = self.slots
+        with s.cond:
+            if not self.used:
+                self.used = True
+                if self.number == s.turn:
+                    s._advance()
+                else:
+                    s.passed.add(self.number)
+
+
+def _not_started(job, default_profile, batch_key, user, zygote, ticket, stop):
     """The thread pool's work item: like execute_job, but nothing starts once stop is set."""
-    if stop.is_set():
+    try:
+        if stop.is_set():
+            return None
+        return execute_job(job, default_profile, batch_key, user, zygote, ticket)
+    except _Stopped:
         return None
-    return execute_job(job, default_profile, batch_key, user, zygote)
+    finally:
+        ticket.give_up()
 
 
 # ============================================================================================
@@ -726,8 +791,9 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
               user=None, zygote: bool = True) -> List[JobResult]:
     """Run jobs in parallel; return their JobResults in the jobs' order.
 
-    executor: any concurrent.futures.Executor (default: a ThreadPoolExecutor of jobs_parallel
-    threads, default os.cpu_count()); at most 2 x jobs_parallel jobs are submitted ahead.
+    executor: any concurrent.futures.Executor (default: a ThreadPoolExecutor of 2 x
+    jobs_parallel threads of which at most jobs_parallel, default os.cpu_count(), run a command
+    at once); at most 3 x jobs_parallel jobs are submitted ahead.
     on_result(job_result) is called in the calling thread as each job finishes (completion
     order); on_progress(done, total, failed) after each job and at least every 0.1 s.
     user: run every job as this user ("name", uid or "uid:gid"; needs root). Advisable when
@@ -749,15 +815,19 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
     own = executor is None
     if kill_on_interrupt is None:
         kill_on_interrupt = own
+    stop = threading.Event()
+    slots = None
     if own:
-        executor = concurrent.futures.ThreadPoolExecutor(max_workers=parallel,
+        # twice the threads, but at most `parallel` commands running: the others prepare the
+        # next runs and judge finished ones meanwhile, so the CPUs never wait for Python
+        slots = _RunSlots(parallel, stop)
+        executor = concurrent.futures.ThreadPoolExecutor(max_workers=2 * parallel,
                                                          thread_name_prefix="sandbox-batch")
     batch_key = uuid.uuid4().hex
-    stop = threading.Event()
     done_q: "queue.SimpleQueue" = queue.SimpleQueue()
     waiting = collections.deque(enumerate(jobs))
     in_flight: dict = {}
-    window = max(parallel * 2, parallel + 2)
+    window = max(parallel * 3, parallel + 2)
     results: List[JobResult] = []
     position = {}       # id(JobResult or Job) -> position in `jobs`: the order returned
     not_run: List[Job] = []
@@ -772,7 +842,7 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
             position[id(job)] = pos
             if own:
                 fut = executor.submit(_not_started, job, default_profile, batch_key, user, zygote,
-                                      stop)
+                                      _Ticket(slots, pos), stop)
             else:
                 fut = executor.submit(execute_job, job, default_profile, batch_key, user, zygote)
             in_flight[fut] = (pos, job)
@@ -820,6 +890,9 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
             submit_more()
     except BaseException as exc:
         stop.set()
+        if slots is not None:
+            with slots.cond:
+                slots.cond.notify_all()  # jobs waiting for their turn: there is none now
         for pos, job in waiting:
             position[id(job)] = pos
             not_run.append(job)

@@ -199,9 +199,9 @@ class Sandbox:
     zygote: start runs through a pre-filtered zygote (sandbox/zygote.py) when the profile
     allows what it needs, else directly (`zygote_refusal` says why; each Result's spawn_path
     says which path ran). It saves the per-run filter install, so it pays off for many runs;
-    `sandbox batch` turns it on. Its jobs share one PID namespace (the zygote's, when this
+    `sandbox batch` turns it on. Its jobs share a PID namespace (their zygote's, when this
     Sandbox has pid_namespace) instead of one each, so they can see one another; as root each
-    job gets its own cgroup to contain its tree. Call close() (or use `with`) to stop it.
+    job gets its own cgroup to contain its tree. Call close() (or use `with`) to stop them.
     """
 
     def __init__(self, profile="default", *, caps=None, host_arch=None, kernel=None,
@@ -369,12 +369,15 @@ class Sandbox:
 
     def run(self, argv: Sequence[str], *, stdin=None, stdout=PIPE, stderr=PIPE, env=None,
             cwd=None, cpu_time=None, timeout=None, memory=None, output_limit=None,
-            processes=None, file_size=None, open_files=None, stack=None) -> Result:
+            processes=None, file_size=None, open_files=None, stack=None,
+            run_slot=None) -> Result:
         """Run one command; always returns a Result (never raises for what the command does).
 
         stdin: None or DEVNULL (/dev/null), bytes/str (fed through a pipe), INHERIT, or an open
         file / descriptor. stdout, stderr: PIPE (captured in the Result), INHERIT, DEVNULL, or
-        an open file / descriptor.
+        an open file / descriptor. run_slot: a threading.Semaphore (or anything with acquire()
+        and release()) held only from the command's start to its end, so that a batch bounds
+        the commands running at once while other threads prepare runs and build Results.
         """
         argv = [os.fsdecode(a) if isinstance(a, bytes) else str(a) for a in argv]
         limits = self.limits.merged(cpu_time=cpu_time, wall_time=timeout, memory=memory,
@@ -396,16 +399,19 @@ class Sandbox:
                                      "%s: command not found (PATH=%s)" % (argv[0],
                                                                         envmap.get("PATH", "")),
                                      _errno.ENOENT)
-        return self._spawn_and_watch(argv, exe, envmap, cwd, limits, stdin, stdout, stderr)
+        return self._spawn_and_watch(argv, exe, envmap, cwd, limits, stdin, stdout, stderr,
+                                     run_slot)
 
-    def _spawn_and_watch(self, argv, exe, envmap, cwd, limits, stdin, stdout, stderr) -> Result:
+    def _spawn_and_watch(self, argv, exe, envmap, cwd, limits, stdin, stdout, stderr,
+                         run_slot=None) -> Result:
         cg = None
+        slot_held = False
         to_close = []
         in_fd = out_r = err_r = -1
         in_data = b""
-        zy = self._take_zygote()
+        via_zygote = self.zygote and not self.zygote_refusal
         # a job of the zygote shares its PID namespace (if any) with the other jobs
-        own_pidns = self.pid_namespace and zy is None
+        own_pidns = self.pid_namespace and not via_zygote
         try:
             # A cgroup enforces memory, pids and whole-tree CPU limits, and contains the tree
             # of a run without a PID namespace. A PID namespace already contains its tree, and
@@ -453,7 +459,7 @@ class Sandbox:
             ids = None
             if self.user is not None:
                 ids = (self.user[0], self.user[1], self.user[2])
-            if zy is not None and cwd is None:
+            if via_zygote and cwd is None:
                 cwd = os.getcwd()  # the zygote's is the one we had when it started
             args = (os.fsencode(exe), [os.fsencode(a) for a in argv],
                     [os.fsencode("%s=%s" % kv) for kv in envmap.items()],
@@ -462,6 +468,11 @@ class Sandbox:
                       rlimits=self._rlimits(limits, cg),
                       cgroup_fds=list(cg.procs_fds) if cg else [], ids=ids, caps=self.caps_mask,
                       last_cap=_LAST_CAP, pdeathsig=self.pdeathsig)
+            if run_slot is not None:
+                run_slot.acquire()
+                slot_held = True
+            # a zygote only once the slot is ours: never wait for a slot holding a zygote
+            zy = self._take_zygote() if via_zygote else None
             start = _core.now_ns()
             status_fd = report_fd = -1
             try:
@@ -510,6 +521,9 @@ class Sandbox:
                 raise
             finally:
                 in_fd = out_r = err_r = -1  # closed by watch
+                if slot_held:
+                    run_slot.release()  # the command has ended: the next one may start
+                    slot_held = False
                 cancelled = False
                 if pidfd >= 0:
                     with _running_lock:
@@ -528,6 +542,8 @@ class Sandbox:
                 result.pid_namespace = self.pid_namespace
             return result
         finally:
+            if slot_held:
+                run_slot.release()
             for fd in to_close + [x for x in (in_fd, out_r, err_r) if x >= 0]:
                 try:
                     os.close(fd)

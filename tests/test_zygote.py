@@ -387,3 +387,38 @@ def test_a_request_too_big_for_one_message_runs_directly(zy):
     assert (r.verdict, r.stdout, r.spawn_path) == ("OK", b"2\n", "direct")
     assert r.pid_namespace == zy.pid_namespace    # a direct run gets what direct runs get
     assert zy.run(["true"]).spawn_path == "zygote"
+
+
+def _batch(tmp_path, entries, **kw):
+    jobs, problems = batch.parse_jobs("\n".join(json.dumps(e) for e in entries),
+                                      name="jobs.jsonl", base_dir=str(tmp_path))
+    assert problems == []
+    return batch.run_batch(jobs, default_profile=S.docker_default(), **kw)
+
+
+@pytest.mark.parametrize("zygote_on", [True, False])
+def test_batch_threads_prepare_ahead_but_commands_start_in_order_one_slot_each(
+        tmp_path, zygote_on):
+    """-j 1: 2 threads, one command at a time, in the jobs' order; a job that never starts a
+    command (not found) gives its turn away."""
+    order = tmp_path / "order"
+    entries = [{"name": "j%d" % i, "cmd": ["sh", "-c", "echo %d >> %s" % (i, order)]}
+               for i in range(12)]
+    entries.insert(5, {"name": "missing", "cmd": ["no-such-command-here"]})
+    results = _batch(tmp_path, entries, jobs_parallel=1, zygote=zygote_on)
+    assert [jr.result.verdict for jr in results].count("SETUP_ERROR") == 1
+    assert order.read_text().split() == [str(i) for i in range(12)]
+
+
+def test_batch_runs_at_most_jobs_parallel_commands_at_once(tmp_path):
+    """Each job counts the jobs running beside it (mkdir/rmdir of a marker, a little sleep
+    to let them overlap): never more than -j."""
+    d = tmp_path / "running"
+    d.mkdir()
+    script = 'mkdir "$0/$1"; ls "$0" | wc -l >> "$0.counts"; sleep 0.05; rmdir "$0/$1"'
+    entries = [{"name": "j%d" % i, "cmd": ["sh", "-c", script, str(d), str(i)]}
+               for i in range(16)]
+    results = _batch(tmp_path, entries, jobs_parallel=2)
+    assert all(jr.passed for jr in results)
+    counts = [int(c) for c in (tmp_path / "running.counts").read_text().split()]
+    assert len(counts) == 16 and max(counts) <= 2

@@ -78,6 +78,13 @@ def _assert_clean(markers, zombies_before=()):
     assert S.no_waitable_child()
 
 
+def _batch(tmp_path, entries, **kw):
+    jobs, problems = batch.parse_jobs("\n".join(json.dumps(e) for e in entries),
+                                      name="jobs.jsonl", base_dir=str(tmp_path))
+    assert problems == []
+    return batch.run_batch(jobs, default_profile=S.docker_default(), **kw)
+
+
 # ------------------------------------------------------------------------------------------
 # eligibility and fallback
 
@@ -334,17 +341,13 @@ def test_a_forked_child_does_not_inherit_the_zygote(zy):
 # batches
 
 def test_a_batch_uses_the_zygote_and_stops_it(tmp_path):
-    jobs, problems = batch.parse_jobs(
-        "\n".join(json.dumps({"name": "j%d" % i, "cmd": ["echo", str(i)],
-                              "expect_stdout": "%d\n" % i}) for i in range(20)),
-        name="jobs.jsonl", base_dir=str(tmp_path))
-    assert problems == []
-    results = batch.run_batch(jobs, jobs_parallel=4, default_profile=S.docker_default())
+    entries = [{"name": "j%d" % i, "cmd": ["echo", str(i)], "expect_stdout": "%d\n" % i}
+               for i in range(20)]
+    results = _batch(tmp_path, entries, jobs_parallel=4)
     assert all(jr.passed for jr in results)
     assert {jr.result.spawn_path for jr in results} == {"zygote"}
     assert S.no_waitable_child() and not zygote._live
-    results = batch.run_batch(jobs, jobs_parallel=4, default_profile=S.docker_default(),
-                              zygote=False)
+    results = _batch(tmp_path, entries, jobs_parallel=4, zygote=False)
     assert {jr.result.spawn_path for jr in results} == {"direct"}
 
 
@@ -364,7 +367,7 @@ def test_result_pid_is_what_the_job_calls_itself(pid_namespace):
 def test_cancel_all_kills_a_zygote_job(zy):
     from sandbox.runner import cancel_all
     _m, join = _sleeper(zy)
-    assert cancel_all() >= 1
+    wait_for(cancel_all, 30, "the run was never registered")  # (it may exec first)
     r = join()
     assert (r.verdict, r.signal, r.cancelled, r.spawn_path) == (
         "SIGNALED", signal.SIGKILL, True, "zygote"), r
@@ -387,13 +390,6 @@ def test_a_request_too_big_for_one_message_runs_directly(zy):
     assert (r.verdict, r.stdout, r.spawn_path) == ("OK", b"2\n", "direct")
     assert r.pid_namespace == zy.pid_namespace    # a direct run gets what direct runs get
     assert zy.run(["true"]).spawn_path == "zygote"
-
-
-def _batch(tmp_path, entries, **kw):
-    jobs, problems = batch.parse_jobs("\n".join(json.dumps(e) for e in entries),
-                                      name="jobs.jsonl", base_dir=str(tmp_path))
-    assert problems == []
-    return batch.run_batch(jobs, default_profile=S.docker_default(), **kw)
 
 
 @pytest.mark.parametrize("zygote_on", [True, False])

@@ -1,7 +1,9 @@
 """Spawn+wait latency of /bin/true.
 
 1. C level: our core (csrc/spawn.c: vfork, set-up, NO_NEW_PRIVS, Docker's default profile
-   compiled for x86_64+x86+x32, execve) against posix_spawn, interleaved blocks in one C process.
+   compiled for x86_64+x86+x32, execve) against posix_spawn, interleaved blocks in one C process;
+   and the pre-filtered zygote (csrc/zygote/: filter installed once, jobs inherit it), from the
+   request to the report of the job's end.
 2. Python level: sandbox's Sandbox.run() with that filter against subprocess.run() without
    one, both capturing stdout/stderr, interleaved.
 Medians and ratios against the baseline measured in the same run.
@@ -20,16 +22,21 @@ from sandbox.runner import Sandbox  # noqa: E402
 
 def c_level(program: bytes, rounds: int, per: int) -> dict:
     src = os.path.join(os.path.dirname(__file__), "spawnbench.c")
-    # spawn.c and what it links with (the notification supervisor it can hand over to)
-    core = [os.path.join(str(common.ROOT), "csrc", c)
-            for c in ("spawn.c", "notify.c", "bpf_emu.c", "watch.c")]
+    # spawn.c and what it links with (the notification supervisor it can hand over to, the
+    # zygote's wire protocol)
+    csrc = os.path.join(str(common.ROOT), "csrc")
+    core = [os.path.join(csrc, c)
+            for c in ("spawn.c", "notify.c", "bpf_emu.c", "watch.c", "zygote.c")]
     with tempfile.TemporaryDirectory() as tmp:
         exe = os.path.join(tmp, "spawnbench")
+        zygote = os.path.join(tmp, "sandbox-zygote")
         subprocess.run(["gcc", "-O2", "-o", exe, src, *core], check=True)
+        subprocess.run(["gcc", "-O2", "-static", "-o", zygote,
+                        os.path.join(csrc, "zygote", "main.c"), *core], check=True)
         bpf = os.path.join(tmp, "docker.bpf")
         with open(bpf, "wb") as f:
             f.write(program)
-        out = subprocess.run([exe, bpf, str(rounds), str(per)], check=True,
+        out = subprocess.run([exe, bpf, str(rounds), str(per), zygote], check=True,
                              capture_output=True, text=True).stdout
     res = {}
     for line in out.splitlines():
@@ -42,15 +49,24 @@ def python_level(path: str, rounds: int, per: int) -> dict:
     plain = Sandbox(path, use_cgroup=False, pid_namespace=False)
     isolated = Sandbox(path)  # as root: PID + mount namespace, sandbox-init, run cgroup
     unconfined = Sandbox(None, use_cgroup=False, pid_namespace=False)
+    zygote = Sandbox(path, use_cgroup=False, pid_namespace=False, zygote=True)
+    zygote_root = Sandbox(path, zygote=True)  # as root: the zygote's PID namespace, cgroups
     fns = {
         "subprocess.run (no filter)": lambda: subprocess.run(["/bin/true"], capture_output=True),
         "Sandbox.run, Docker filter": lambda: plain.run(["/bin/true"]),
+        "Sandbox.run, Docker filter, zygote": lambda: zygote.run(["/bin/true"]),
         "Sandbox.run, unconfined": lambda: unconfined.run(["/bin/true"]),
     }
     if os.geteuid() == 0:
         fns["Sandbox.run, Docker filter, root defaults (PID ns, init, cgroup)"] = \
             lambda: isolated.run(["/bin/true"])
-    return common.interleaved(fns, rounds=rounds, inner=per)
+        fns["Sandbox.run, Docker filter, root defaults, zygote (shared PID ns, cgroup)"] = \
+            lambda: zygote_root.run(["/bin/true"])
+    try:
+        return common.interleaved(fns, rounds=rounds, inner=per)
+    finally:
+        zygote.close()
+        zygote_root.close()
 
 
 def main(rounds=20, per=25):
@@ -64,6 +80,7 @@ def main(rounds=20, per=25):
     rows = [[name, "%.0f" % v[0], "%.0f" % v[1], "%.0f" % v[2], "%.2f" % (v[0] / base)]
             for name, v in (("posix_spawn (baseline)", c["posix_spawn"]),
                             ("sb_spawn + Docker filter", c["core_filter"]),
+                            ("zygote job (filter inherited)", c["core_zygote"]),
                             ("sb_spawn, no filter", c["core_nofilter"]))]
     print(common.table(["entry", "median us", "p10", "p90", "x posix_spawn"], rows))
     py = python_level(path, rounds, per)

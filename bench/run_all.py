@@ -9,6 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+import bench_batch  # noqa: E402
 import bench_filter  # noqa: E402
 import bench_landlock  # noqa: E402
 import bench_log  # noqa: E402
@@ -30,3 +31,5 @@ if __name__ == "__main__":
     if args.reliability_jobs:
         print()
         bench_reliability.main(["--jobs", str(args.reliability_jobs)])
+    print()
+    bench_batch.main([])   # BENCH_BATCH_TRUE / BENCH_BATCH_PYTHON: jobs per workload

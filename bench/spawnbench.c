@@ -1,18 +1,22 @@
 /* Spawn+wait latency of /bin/true: posix_spawn (the baseline) against our C core (sb_spawn:
- * vfork, set-up, NO_NEW_PRIVS, the compiled filter, execve), interleaved in blocks.
- * usage: spawnbench FILTER.bpf ROUNDS PER_ROUND   (prints "name median_us p10 p90") */
+ * vfork, set-up, NO_NEW_PRIVS, the compiled filter, execve) and against the pre-filtered
+ * zygote (started once with the filter; per job: request, fork, set-up, execve, report),
+ * interleaved in blocks.
+ * usage: spawnbench FILTER.bpf ROUNDS PER_ROUND [ZYGOTE_EXE]   (prints "name median_us p10 p90") */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../csrc/spawn.h"
+#include "../csrc/zygote.h"
 
 extern char **environ;
 
@@ -54,15 +58,65 @@ static void core_block(struct sb_spawn_req *req, const struct sock_filter *filte
 	}
 }
 
+/* The zygote, started with the filter like sandbox.zygote does; its socket, or -1. */
+static int start_zygote(const char *exe, const struct sock_filter *filter, uint32_t len)
+{
+	char *zargv[] = {"sandbox-zygote", NULL}, *zenvp[] = {NULL};
+	struct sb_spawn_req req;
+	struct sb_spawn_result res;
+	struct sb_zygote_reply ready;
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	memset(&req, 0, sizeof(req));
+	req.exe = exe;
+	req.argv = zargv;
+	req.envp = zenvp;
+	req.stdio[0] = sv[1];
+	req.stdio[1] = req.stdio[2] = 2;
+	req.umask = -1;
+	req.keep_fd = -1;
+	req.filter = filter;
+	req.filter_len = len;
+	req.filter_flags = 4;
+	if (sb_spawn(&req, &res) < 0)
+		return -1;
+	close(sv[1]);
+	if (read(sv[0], &ready, sizeof(ready)) != sizeof(ready))
+		return -1;
+	return sv[0];
+}
+
+/* `per` spawn+wait rounds through the zygote (the job inherits its filter). */
+static void zygote_block(int sock, struct sb_spawn_req *req, double *t, int per)
+{
+	req->filter = NULL;
+	for (int i = 0; i < per; i++) {
+		struct sb_spawn_result res;
+		struct sb_zygote_report rep;
+		double start = now_us();
+
+		if (sb_zygote_spawn(sock, req, &res) < 0)
+			exit(3);
+		if (read(res.status_fd, &rep, sizeof(rep)) != sizeof(rep))
+			exit(3);
+		t[i] = now_us() - start;
+		close(res.status_fd);
+		close(res.pidfd);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	char *targv[] = {"/bin/true", NULL};
 	struct sock_filter *prog;
 	struct stat st;
 	int fd, rounds, per, n = 0;
-	double *t_posix, *t_core, *t_nofilter;
+	double *t_posix, *t_core, *t_nofilter, *t_zygote;
+	int zsock = -1;
 
-	if (argc != 4)
+	if (argc != 4 && argc != 5)
 		return 2;
 	fd = open(argv[1], O_RDONLY);
 	if (fd < 0 || fstat(fd, &st) < 0)
@@ -75,6 +129,7 @@ int main(int argc, char **argv)
 	t_posix = calloc(rounds * per, sizeof(double));
 	t_core = calloc(rounds * per, sizeof(double));
 	t_nofilter = calloc(rounds * per, sizeof(double));
+	t_zygote = calloc(rounds * per, sizeof(double));
 
 	struct sb_spawn_req req;
 	memset(&req, 0, sizeof(req));
@@ -88,6 +143,8 @@ int main(int argc, char **argv)
 	req.keep_fd = -1;
 	req.filter_len = st.st_size / sizeof(struct sock_filter);
 	req.filter_flags = 4; /* SPEC_ALLOW, as runc */
+	if (argc == 5 && (zsock = start_zygote(argv[4], prog, req.filter_len)) < 0)
+		return 3;
 
 	for (int r = 0; r < rounds; r++) {
 		for (int i = 0; i < per; i++) {
@@ -101,10 +158,14 @@ int main(int argc, char **argv)
 		}
 		core_block(&req, prog, t_core + n, per);
 		core_block(&req, NULL, t_nofilter + n, per);
+		if (zsock >= 0)
+			zygote_block(zsock, &req, t_zygote + n, per);
 		n += per;
 	}
 	report("posix_spawn", t_posix, n);
 	report("core_filter", t_core, n);
 	report("core_nofilter", t_nofilter, n);
+	if (zsock >= 0)
+		report("core_zygote", t_zygote, n);
 	return 0;
 }

@@ -7,12 +7,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "notify.h"
 #include "watch.h"
+#include "zygote.h"
+
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
 
 #define READ_CHUNK 65536
 #define CPU_POLL_NS 10000000LL   /* read the cgroup's CPU usage every 10 ms */
@@ -31,6 +37,13 @@ void sb_watch_kill_tree(const struct sb_watch *w)
 {
 	if (w->cg_kill_fd >= 0)
 		(void)!pwrite(w->cg_kill_fd, "1", 1, 0);
+	if (w->remote) {
+		/* not our child: its pid may be reused once the zygote reaped it, so only the
+		 * pidfd is safe; the zygote kills the group when it sees the leader end */
+		if (w->pidfd >= 0)
+			syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+		return;
+	}
 	if (w->pgid > 0)
 		kill(-w->pgid, SIGKILL);
 	/* pid 1 of a PID namespace takes the whole namespace with it */
@@ -132,10 +145,40 @@ static void close_stream(struct sb_stream *s)
 	}
 }
 
+/* The zygote's report of the main process's end: 1 when it is in (or the zygote is gone). */
+static int read_report(struct sb_watch *w, int block)
+{
+	struct sb_zygote_report rep;
+	ssize_t n;
+
+	if (block) {
+		struct pollfd p = {w->report_fd, POLLIN, 0};
+
+		while (poll(&p, 1, -1) < 0 && errno == EINTR)
+			;
+	}
+	do
+		n = read(w->report_fd, &rep, sizeof(rep));
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return 0;
+	if (n == (ssize_t)sizeof(rep)) {
+		w->status = rep.status;
+		w->ru = rep.ru;
+	} else {
+		w->report_lost = 1;
+	}
+	close(w->report_fd);
+	w->report_fd = -1;
+	return 1;
+}
+
 static int reap(struct sb_watch *w, int flags)
 {
 	pid_t r;
 
+	if (w->remote)
+		return read_report(w, !(flags & WNOHANG));
 	do
 		r = wait4(w->pid, &w->status, flags, &w->ru);
 	while (r < 0 && errno == EINTR);
@@ -149,6 +192,9 @@ int sb_watch(struct sb_watch *w)
 		w->killed_at = -1;
 		w->cg_cpu_ns = -1;
 		w->tree_empty = 0;
+		w->remote = w->report_fd >= 0;
+		if (w->remote)
+			fcntl(w->report_fd, F_SETFL, fcntl(w->report_fd, F_GETFL) | O_NONBLOCK);
 		if (w->out.fd >= 0)
 			fcntl(w->out.fd, F_SETFL, fcntl(w->out.fd, F_GETFL) | O_NONBLOCK);
 		if (w->err.fd >= 0)
@@ -199,8 +245,8 @@ int sb_watch(struct sb_watch *w)
 			break;
 
 		if (!w->reaped) {
-			if (w->pidfd >= 0) {
-				pfd[n].fd = w->pidfd;
+			if (w->remote || w->pidfd >= 0) {
+				pfd[n].fd = w->remote ? w->report_fd : w->pidfd;
 				pfd[n].events = POLLIN;
 				n++;
 			} else {
@@ -245,7 +291,7 @@ int sb_watch(struct sb_watch *w)
 		for (int i = 0; i < n; i++) {
 			if (!pfd[i].revents)
 				continue;
-			if (pfd[i].fd == w->pidfd && !w->reaped) {
+			if (!w->reaped && pfd[i].fd == (w->remote ? w->report_fd : w->pidfd)) {
 				exited = 1;
 			} else if (which[i]) {
 				if (drain(w, which[i]))

@@ -25,6 +25,9 @@ struct sb_watch {
 	int pidfd;                /* -1: poll with waitpid */
 	pid_t pgid;               /* process group to kill (the child made itself leader) */
 	int status_fd;            /* sandbox-init's report of the command's wait status, -1 */
+	int report_fd;            /* the zygote's report (struct sb_zygote_report) of the end of
+				     its child `pid`, which is not ours: it is watched through this
+				     pipe and killed through pidfd (the zygote kills its group); -1 */
 	int in_fd;                /* write end of the stdin pipe, -1 when stdin is not fed */
 	const char *in_data;
 	size_t in_len;
@@ -42,6 +45,7 @@ struct sb_watch {
 	int abort;                /* set by the caller between calls: kill the tree and finish */
 	/* state kept between calls (zero before the first) */
 	int started, reaped;
+	int remote;               /* the main process is the zygote's child (report_fd was set) */
 	int64_t killed_at, next_cpu;
 	size_t in_off;
 	/* out */
@@ -51,6 +55,7 @@ struct sb_watch {
 	int64_t cg_cpu_ns;        /* whole-tree CPU from the cgroup, -1 when unknown */
 	int wall_exceeded, cpu_exceeded, output_exceeded;
 	int tree_empty;           /* 1: the cgroup is known empty at the end */
+	int report_lost;          /* 1: the zygote died before reporting (status unknown) */
 	int error;                /* errno of an internal failure, 0 */
 };
 

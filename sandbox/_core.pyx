@@ -6,6 +6,7 @@ Syscall tables, the BPF compiler, the reference evaluator and the BPF interprete
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t, int32_t
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
+from libc.errno cimport errno
 from cpython.exc cimport PyErr_CheckSignals
 
 cdef extern from "<linux/filter.h>":
@@ -504,6 +505,11 @@ def landlock_build(int abi, list ro, list rw):
         raise OSError(-fd, os_strerror(-fd), os.fsdecode((ro + rw)[bad]))
     return fd
 
+cdef extern from "zygote.h" nogil:
+    enum: SB_ZYGOTE_NOT_SENT
+    enum: SB_ZYGOTE_NO_REPLY
+    int sb_zygote_spawn(int sock, const sb_spawn_req *req, sb_spawn_result *res)
+
 
 cdef extern from "watch.h" nogil:
     struct sb_stream:
@@ -518,6 +524,7 @@ cdef extern from "watch.h" nogil:
         int pidfd
         int pgid
         int status_fd
+        int report_fd
         int in_fd
         const char *in_data
         size_t in_len
@@ -542,6 +549,7 @@ cdef extern from "watch.h" nogil:
         int cpu_exceeded
         int output_exceeded
         int tree_empty
+        int report_lost
         int error
     int sb_watch_run "sb_watch"(sb_watch *w)
     int64_t sb_now_ns()
@@ -574,6 +582,16 @@ class SpawnError(OSError):
     def __init__(self, stage, err):
         self.stage = stage
         super().__init__(err, "%s: %s" % (stage, os_strerror(err)))
+
+
+class ZygoteError(OSError):
+    """The zygote could not be asked: .sent says whether it took the request (and died before
+    answering: the job may have started and been killed) or not (nothing started)."""
+
+    def __init__(self, err, sent):
+        self.sent = sent
+        super().__init__(err, "zygote %s: %s" % ("died" if sent else "unreachable",
+                                                 os_strerror(err)))
 
 
 def os_strerror(int err):
@@ -659,19 +677,19 @@ cdef class Notifier:
                 "error": self.n.error}
 
 
-cdef extern from "<errno.h>":
-    int errno
-
-
 def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimits=None,
           list cgroup_fds=None, ids=None, caps=None, int last_cap=40, int pdeathsig=0,
           program=None, unsigned int filter_flags=0, int keep_fd=-1, bint new_pidns=False,
           bytes init_exe=None, int landlock_fd=-1, Notifier notifier=None,
-          bint notify_share_vm=False, loginuid=None):
+          bint notify_share_vm=False, loginuid=None, int zygote_sock=-1):
     """Start one sandboxed process. Returns (pid, pidfd, status_fd); raises SpawnError (stage, errno) when
     the child failed before execve. All arguments are bytes/ints prepared by sandbox.runner.
     loginuid (an int uid): the child writes it to /proc/self/loginuid so the run gets an audit
-    session of its own (best effort; see sandbox.auditlog.run_session)."""
+    session of its own (best effort; see sandbox.auditlog.run_session).
+    zygote_sock: ask that zygote to start it instead (program, keep_fd, new_pidns and init_exe
+    are then the zygote's own; so are notifier, landlock_fd and loginuid, which the caller must
+    not use with it); status_fd is then the report pipe for watch(report_fd=); raises
+    ZygoteError when the zygote is unreachable or died. One call at a time per socket."""
     cdef sb_spawn_req req
     cdef sb_spawn_result res
     cdef list keep = []
@@ -682,7 +700,7 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
     cdef unsigned int *c_groups = NULL
     cdef const unsigned char[::1] prog_view
     cdef Py_ssize_t i
-    cdef int rc
+    cdef int rc, transport_err = 0
     rlimits = rlimits or []
     cgroup_fds = cgroup_fds or []
     memset(&req, 0, sizeof(req))
@@ -747,13 +765,19 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
             keep.append(uid_text)
             req.loginuid = <const char *>uid_text
         with nogil:
-            rc = sb_spawn(&req, &res)
+            if zygote_sock >= 0:
+                rc = sb_zygote_spawn(zygote_sock, &req, &res)
+                transport_err = errno
+            else:
+                rc = sb_spawn(&req, &res)
     finally:
         free(c_argv)
         free(c_envp)
         free(c_rl)
         free(c_cg)
         free(c_groups)
+    if rc == SB_ZYGOTE_NOT_SENT or rc == SB_ZYGOTE_NO_REPLY:
+        raise ZygoteError(transport_err, rc == SB_ZYGOTE_NO_REPLY)
     if rc < 0:
         raise SpawnError(stage_name(res.stage), res.err)
     return res.pid, res.pidfd, res.status_fd
@@ -762,9 +786,11 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
 def watch(int pid, int pidfd, int pgid, int status_fd=-1, int in_fd=-1, bytes in_data=b"", int out_fd=-1,
           int err_fd=-1, uint64_t output_limit=0, int64_t start_ns=0, int64_t wall_limit_ns=0,
           int64_t cpu_limit_ns=0, int cg_cpu_fd=-1, int cg_kill_fd=-1, int cg_events_fd=-1,
-          int64_t drain_ns=200000000, int64_t cpu_base_ns=0, Notifier notifier=None):
+          int64_t drain_ns=200000000, int64_t cpu_base_ns=0, Notifier notifier=None,
+          int report_fd=-1):
     """Supervise a started run until it is reaped and its tree killed (GIL released).
-    Closes in_fd/out_fd/err_fd. Returns a dict of raw measurements."""
+    Closes in_fd/out_fd/err_fd (and report_fd: a zygote job's end, see csrc/watch.h).
+    Returns a dict of raw measurements."""
     cdef sb_watch w
     cdef int rc
     memset(&w, 0, sizeof(w))
@@ -772,6 +798,7 @@ def watch(int pid, int pidfd, int pgid, int status_fd=-1, int in_fd=-1, bytes in
     w.pidfd = pidfd
     w.pgid = pgid
     w.status_fd = status_fd
+    w.report_fd = report_fd
     w.in_fd = in_fd
     w.in_data = <const char *>in_data
     w.in_len = len(in_data)
@@ -829,4 +856,5 @@ def watch(int pid, int pidfd, int pgid, int status_fd=-1, int in_fd=-1, bytes in
         "cpu_exceeded": bool(w.cpu_exceeded),
         "output_exceeded": bool(w.output_exceeded),
         "tree_empty": bool(w.tree_empty),
+        "report_lost": bool(w.report_lost),
     }

@@ -23,7 +23,10 @@ Python API::
     results = run_batch(jobs, jobs_parallel=4, on_result=print)
 
 Each distinct profile is compiled once per batch (in each worker process, for a process pool):
-one ``Sandbox(profile)`` with no limits, per-job limits given to ``Sandbox.run``. The work item
+one ``Sandbox(profile)`` with no limits, per-job limits given to ``Sandbox.run``. Its jobs start
+through the Sandbox's pre-filtered zygote (sandbox/zygote.py) when the profile allows what that
+needs (``zygote=False`` / ``--no-zygote``: each job gets its own PID namespace as root); each
+Result's ``spawn_path`` says which path ran. The work item
 is the module-level ``execute_job(job, default_profile, batch_key)``; a ``Job`` and the
 ``JobResult`` it returns are plain picklable dataclasses, so any ``concurrent.futures.Executor``
 (threads, a process pool, Dask's executor) can run a batch.
@@ -511,21 +514,39 @@ _cache: "collections.OrderedDict[object, dict]" = collections.OrderedDict()
 _CACHE_BATCHES = 4      # sandboxes of this many recent batches are kept per process
 
 
-def _sandbox_for(profile: str, batch_key, user=None, options: tuple = ()):
-    """The Sandbox for (profile, user, options) in this batch, compiled on first use (once per
-    process and batch). A profile that cannot be compiled is remembered too, as its exception.
-    options: extra Sandbox keywords as a tuple of (name, value) pairs."""
+def _close_sandboxes(per_batch: dict) -> None:
+    """Stop the zygotes of a batch's sandboxes (the batch is over, or evicted from the cache)."""
+    for _lock, value in per_batch.values():
+        if value is not None and not isinstance(value, Exception):
+            value.close()
+
+
+def close_batch(batch_key) -> None:
+    """Forget a batch's sandboxes in this process and stop their zygotes."""
+    with _cache_lock:
+        per_batch = _cache.pop(batch_key, None)
+    if per_batch:
+        _close_sandboxes(per_batch)
+
+
+def _sandbox_for(profile: str, batch_key, user=None, options: tuple = (), zygote=True):
+    """The Sandbox for (profile, user, options, zygote) in this batch, compiled on first use
+    (once per process and batch). A profile that cannot be compiled is remembered too, as its
+    exception. options: extra Sandbox keywords as a tuple of (name, value) pairs."""
+    evicted = []
     with _cache_lock:
         per_batch = _cache.get(batch_key)
         if per_batch is None:
             per_batch = _cache[batch_key] = {}
             while len(_cache) > _CACHE_BATCHES:
-                _cache.popitem(last=False)
+                evicted.append(_cache.popitem(last=False)[1])
         else:
             _cache.move_to_end(batch_key)
-        slot = per_batch.get((profile, user, options))
+        slot = per_batch.get((profile, user, options, zygote))
         if slot is None:
-            slot = per_batch[(profile, user, options)] = [threading.Lock(), None]
+            slot = per_batch[(profile, user, options, zygote)] = [threading.Lock(), None]
+    for old in evicted:
+        _close_sandboxes(old)
     lock, value = slot
     if value is None:
         with lock:
@@ -536,7 +557,8 @@ def _sandbox_for(profile: str, batch_key, user=None, options: tuple = ()):
                     # the runner would take a file of that name in our cwd over the built-in
                     spec = str(builtin.path(profile))
                 try:
-                    slot[1] = runner.Sandbox(spec, user=user, **dict(options))
+                    slot[1] = runner.Sandbox(spec, user=user, zygote=zygote,
+                                             **dict(options))
                 except Exception as e:  # ProfileError, SetupRefused, OSError...
                     slot[1] = e
             value = slot[1]
@@ -554,9 +576,9 @@ def _error_result(job: Job, profile: str, stage: str, message: str) -> Result:
                           "processes": job.processes})
 
 
-def _run(job: Job, profile: str, batch_key, user=None) -> Result:
+def _run(job: Job, profile: str, batch_key, user=None, zygote=True, run_slot=None) -> Result:
     try:
-        sb = _sandbox_for(profile, batch_key, user)
+        sb = _sandbox_for(profile, batch_key, user, zygote=zygote)
     except Exception as e:
         stage = "user" if type(e).__name__ == "SetupRefused" else "profile"
         return _error_result(job, profile, stage, "%s %s: %s" % (
@@ -568,7 +590,8 @@ def _run(job: Job, profile: str, batch_key, user=None) -> Result:
         return sb.run(list(job.cmd), stdin=stdin_file if stdin_file is not None else job.stdin,
                       env=job.env or None, cwd=job.cwd, cpu_time=job.time_limit,
                       timeout=job.wall_limit, memory=job.memory_limit,
-                      output_limit=job.output_limit, processes=job.processes)
+                      output_limit=job.output_limit, processes=job.processes,
+                      run_slot=run_slot)
     except Exception as e:
         return _error_result(job, profile, "batch", "%s: %s" % (type(e).__name__, e))
     finally:
@@ -667,20 +690,86 @@ def judge(job: Job, result: Result) -> JobResult:
 
 
 def execute_job(job: Job, default_profile: str = "default", batch_key=None,
-                user=None) -> JobResult:
+                user=None, zygote=True, run_slot=None) -> JobResult:
     """Run and judge one job: the picklable work item handed to an executor. Sandboxes are
-    cached per process, per (batch_key, profile, user)."""
+    cached per process, per (batch_key, profile, user, zygote). run_slot: see Sandbox.run."""
     profile = job.profile or default_profile
-    jr = judge(job, _run(job, profile, batch_key, user))
+    jr = judge(job, _run(job, profile, batch_key, user, zygote, run_slot))
     jr.worker = "%s:%d" % (socket.gethostname(), os.getpid())
     return jr
 
 
-def _not_started(job, default_profile, batch_key, user, stop, work=execute_job):
-    """The thread pool's work item: like execute_job, but nothing starts once stop is set."""
-    if stop.is_set():
+class _Stopped(BaseException):
+    """The batch stopped while this job waited for a run slot (not an Exception: nothing on
+    the way may turn it into a Result)."""
+
+
+class _RunSlots:
+    """At most n commands running at once, started in the jobs' order (each job has a ticket:
+    its submission number), and none once the batch is stopped. A job that ends without
+    starting a command (a set-up error) gives its turn away."""
+
+    def __init__(self, n: int, stop: threading.Event):
+        self.n, self.stop = n, stop
+        self.cond = threading.Condition()
+        self.running = 0
+        self.turn = 0           # the ticket whose command starts next
+        self.passed = set()     # later tickets that will never start one
+
+    def _advance(self):
+        self.turn += 1
+        while self.turn in self.passed:
+            self.passed.discard(self.turn)
+            self.turn += 1
+        self.cond.notify_all()
+
+
+class _Ticket:
+    """One job's place in _RunSlots: what Sandbox.run acquires and releases as run_slot."""
+
+    def __init__(self, slots: _RunSlots, number: int):
+        self.slots, self.number, self.used = slots, number, False
+
+    def acquire(self):
+        s = self.slots
+        with s.cond:
+            s.cond.wait_for(lambda: s.stop.is_set() or (s.turn == self.number
+                                                          and s.running < s.n))
+            self.used = True
+            if s.stop.is_set():
+                raise _Stopped()
+            s.running += 1
+            s._advance()
+
+    def release(self):
+        with self.slots.cond:
+            self.slots.running -= 1
+            self.slots.cond.notify_all()
+
+    def give_up(self):
+        """The job is over without having started (or been refused) a command."""
+        s = self.slots
+        with s.cond:
+            if not self.used:
+                self.used = True
+                if self.number == s.turn:
+                    s._advance()
+                else:
+                    s.passed.add(self.number)
+
+
+def _not_started(job, default_profile, batch_key, user, zygote, ticket, stop,
+                 work=None):
+    """The thread pool's work item: like execute_job (or `work`, with the same arguments), but
+    nothing starts once stop is set."""
+    try:
+        if stop.is_set():
+            return None
+        return (work or execute_job)(job, default_profile, batch_key, user, zygote, ticket)
+    except _Stopped:
         return None
-    return work(job, default_profile, batch_key, user)
+    finally:
+        ticket.give_up()
 
 
 # ============================================================================================
@@ -709,15 +798,20 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
               default_profile: str = "default",
               on_progress: Optional[Callable[[int, int, int], None]] = None,
               grace: float = GRACE_S, kill_on_interrupt=None,
-              user=None, work: Callable = execute_job, batch_key=None) -> List[JobResult]:
+              user=None, zygote: bool = True, work: Optional[Callable] = None,
+              batch_key=None) -> List[JobResult]:
     """Run jobs in parallel; return their JobResults in the jobs' order.
 
-    executor: any concurrent.futures.Executor (default: a ThreadPoolExecutor of jobs_parallel
-    threads, default os.cpu_count()); at most 2 x jobs_parallel jobs are submitted ahead.
+    executor: any concurrent.futures.Executor (default: a ThreadPoolExecutor of 2 x
+    jobs_parallel threads of which at most jobs_parallel, default os.cpu_count(), run a command
+    at once); at most 3 x jobs_parallel jobs are submitted ahead.
     on_result(job_result) is called in the calling thread as each job finishes (completion
     order); on_progress(done, total, failed) after each job and at least every 0.1 s.
     user: run every job as this user ("name", uid or "uid:gid"; needs root). Advisable when
     the batch runs as root: a job running as root may signal the batch process itself.
+    zygote: start jobs through each profile's pre-filtered zygote where the profile allows it
+    (faster; the jobs of a profile share one PID namespace instead of one each). The zygotes
+    of this process stop when the batch returns.
 
     Ctrl-C (KeyboardInterrupt in the calling thread): no new job starts; running jobs get
     `grace` seconds to end, then (kill_on_interrupt, default: when the pool is our own) every
@@ -728,8 +822,8 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
     BatchInterrupted is raised with .results and .not_run. Another Ctrl-C during the grace
     kills at once.
 
-    work: the picklable work item, work(job, default_profile, batch_key, user) -> JobResult
-    (default execute_job; `sandbox grade` passes its own). batch_key: the key of this batch's
+    work: the picklable work item, work(job, default_profile, batch_key, user, zygote,
+    run_slot) -> JobResult (default execute_job; `sandbox grade` passes its own). batch_key: the key of this batch's
     compiled sandboxes (default: a fresh one), so a caller can compile them ahead.
     """
     jobs = list(jobs)
@@ -738,15 +832,19 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
     own = executor is None
     if kill_on_interrupt is None:
         kill_on_interrupt = own
+    stop = threading.Event()
+    slots = None
     if own:
-        executor = concurrent.futures.ThreadPoolExecutor(max_workers=parallel,
+        # twice the threads, but at most `parallel` commands running: the others prepare the
+        # next runs and judge finished ones meanwhile, so the CPUs never wait for Python
+        slots = _RunSlots(parallel, stop)
+        executor = concurrent.futures.ThreadPoolExecutor(max_workers=2 * parallel,
                                                          thread_name_prefix="sandbox-batch")
     batch_key = batch_key or uuid.uuid4().hex
-    stop = threading.Event()
     done_q: "queue.SimpleQueue" = queue.SimpleQueue()
     waiting = collections.deque(enumerate(jobs))
     in_flight: dict = {}
-    window = max(parallel * 2, parallel + 2)
+    window = max(parallel * 3, parallel + 2)
     results: List[JobResult] = []
     position = {}       # id(JobResult or Job) -> position in `jobs`: the order returned
     not_run: List[Job] = []
@@ -760,10 +858,11 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
             pos, job = waiting.popleft()
             position[id(job)] = pos
             if own:
-                fut = executor.submit(_not_started, job, default_profile, batch_key, user, stop,
-                                      work)
+                fut = executor.submit(_not_started, job, default_profile, batch_key, user, zygote,
+                                      _Ticket(slots, pos), stop, work)
             else:
-                fut = executor.submit(work, job, default_profile, batch_key, user)
+                fut = executor.submit(work or execute_job, job, default_profile, batch_key, user,
+                                      zygote)
             in_flight[fut] = (pos, job)
             fut.add_done_callback(done_q.put)
 
@@ -803,12 +902,16 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
                 if on_progress is not None:
                     on_progress(len(results), total, failed)
                 continue
-            jr = take(fut)
-            if jr is not None:
-                deliver(jr)
+            with _signals_held():  # a Ctrl-C between take and deliver would lose the result
+                jr = take(fut)
+                if jr is not None:
+                    deliver(jr)
             submit_more()
     except BaseException as exc:
         stop.set()
+        if slots is not None:
+            with slots.cond:
+                slots.cond.notify_all()  # jobs waiting for their turn: there is none now
         for pos, job in waiting:
             position[id(job)] = pos
             not_run.append(job)
@@ -823,9 +926,27 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
         if isinstance(exc, KeyboardInterrupt):
             raise BatchInterrupted(in_order(results), in_order(not_run)) from None
         raise
+    finally:
+        if not in_flight:
+            close_batch(batch_key)  # (abandoned jobs keep their zygote)
     if own:
         executor.shutdown(wait=True)
     return in_order(results)
+
+
+class _signals_held:
+    """Hold SIGINT and SIGTERM (in the main thread) for a few lines that must not be split by
+    the KeyboardInterrupt or SystemExit their handlers raise; they arrive right after."""
+    SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+    def __enter__(self):
+        self.on = threading.current_thread() is threading.main_thread()
+        if self.on:
+            self.old = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+
+    def __exit__(self, *exc):
+        if self.on:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
 
 
 def _wind_down(in_flight, done_q, take, deliver, grace, kill):
@@ -837,12 +958,13 @@ def _wind_down(in_flight, done_q, take, deliver, grace, kill):
     while in_flight:
         try:
             for fut in [f for f in in_flight if f.done()]:
-                jr = take(fut, interrupted=killing)
-                if jr is not None:
-                    try:
-                        deliver(jr)
-                    except Exception:
-                        pass
+                with _signals_held():
+                    jr = take(fut, interrupted=killing)
+                    if jr is not None:
+                        try:
+                            deliver(jr)
+                        except Exception:
+                            pass
             if not in_flight:
                 return
             now = time.monotonic()
@@ -947,6 +1069,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", metavar="USER[:GROUP]",
                    help="run every job as this user (needs root; advisable as root: a job "
                         "running as root can signal the batch itself)")
+    p.add_argument("--no-zygote", dest="zygote", action="store_false",
+                   help="start every job directly (its own filter install and, as root, its "
+                        "own PID namespace) instead of through a pre-filtered zygote")
     p.add_argument("--strict", action="store_true",
                    help="any bad entry in JOBS stops the batch before it starts (exit 2)")
     p.add_argument("--grace", metavar="S", type=_seconds, default=GRACE_S,
@@ -1171,7 +1296,7 @@ def _run_and_report(args, jobs, problems, shown, default_profile, writer, where)
         results = run_batch(jobs, jobs_parallel=parallel, executor=where.executor,
                             kill_on_interrupt=where.kill_on_interrupt, on_result=writer,
                             default_profile=default_profile, on_progress=progress,
-                            grace=args.grace, user=args.user)
+                            grace=args.grace, user=args.user, zygote=args.zygote)
     except BatchInterrupted as e:
         interrupted = True
         results, not_run = e.results, e.not_run

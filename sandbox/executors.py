@@ -89,22 +89,35 @@ def _ignore_ctrl_c() -> None:
 
 
 def _kill_runs_of(parents) -> None:
-    """SIGKILL the runs the pool processes `parents` supervise, which are all their children
-    (a run's own process, or the sandbox-init of its PID namespace). The supervisor in each
-    then ends the run's tree and reports it as killed."""
+    """SIGKILL the runs the pool processes `parents` supervise, which are their children (a
+    run's own process, or the sandbox-init of its PID namespace) or, for runs a pre-filtered
+    zygote started, that zygote's children: the zygote stays, reports each job killed, and the
+    supervisor in the pool process then ends the run's tree and reports it as killed."""
+    children: dict = {}
+    names: dict = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open("/proc/%s/stat" % entry, "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
+                head, _, rest = f.read().rpartition(b")")
         except OSError:
             continue
-        if int(fields[1]) in parents:
-            try:
-                os.kill(int(entry), signal.SIGKILL)
-            except OSError:
-                pass
+        pid = int(entry)
+        children.setdefault(int(rest.split()[1]), []).append(pid)
+        names[pid] = head.partition(b"(")[2]
+    victims = []
+    for parent in parents:
+        for child in children.get(parent, ()):
+            if names.get(child) == b"sandbox-zygote":
+                victims += children.get(child, [])
+            else:
+                victims.append(child)
+    for pid in victims:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def _cancel_runs_here() -> int:

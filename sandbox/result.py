@@ -58,7 +58,8 @@ class Result:
     stderr: Optional[bytes] = None
     stdout_truncated: bool = False
     stderr_truncated: bool = False
-    pid: Optional[int] = None
+    pid: Optional[int] = None              # spawn_path "zygote" with pid_namespace: its pid in
+                                           # the zygote's namespace (what $$ said)
     profile: Optional[str] = None          # where the profile came from ("default", a path, ...)
     profile_digest: Optional[str] = None   # sha256 of the compiled policy (None: unconfined)
     filter_instructions: int = 0
@@ -72,6 +73,8 @@ class Result:
     landlock: Optional[dict] = None        # filesystem restrictions: None when none were asked
                                            # for, else {"available", "abi", "ro", "rw",
                                            # "scratch"} (+ "reason" when the kernel had none)
+    spawn_path: str = "direct"             # "zygote": started by the Sandbox's pre-filtered
+                                           # zygote (inheriting its filter), "direct": by us
     warnings: list = dataclasses.field(default_factory=list)
 
     @property

@@ -16,7 +16,7 @@ import threading
 from typing import Optional, Sequence
 
 from . import (_core, auditlog, builtin, landlock, notify, profile as _profile, syscall_log,
-               syscall_report)
+               syscall_report, zygote as _zygote)
 from .filter import Filter, compile_policy
 from .limits import Limits
 from .policy import Policy, RET_ALLOW, RET_LOG, json_action_name
@@ -44,6 +44,7 @@ def _last_cap() -> int:
 
 
 _LAST_CAP = _last_cap()
+_ZYGOTES_MAX = os.cpu_count() or 1   # per Sandbox (see Sandbox._take_zygote)
 
 
 def _own_bounding_set() -> int:
@@ -208,6 +209,12 @@ class Sandbox:
     turns the profile's default off. Where the kernel has no Landlock every run is refused
     (SETUP_ERROR) unless allow_no_landlock, and the Result's `landlock` says so.
     Call close() (or use `with`) to release the ruleset descriptor early.
+    zygote: start runs through a pre-filtered zygote (sandbox/zygote.py) when the profile
+    allows what it needs, else directly (`zygote_refusal` says why; each Result's spawn_path
+    says which path ran). It saves the per-run filter install, so it pays off for many runs;
+    `sandbox batch` turns it on. Its jobs share a PID namespace (their zygote's, when this
+    Sandbox has pid_namespace) instead of one each, so they can see one another; as root each
+    job gets its own cgroup to contain its tree. Call close() (or use `with`) to stop them.
     """
 
     def __init__(self, profile="default", *, caps=None, host_arch=None, kernel=None,
@@ -218,7 +225,7 @@ class Sandbox:
                  use_cgroup=True, pid_namespace=None, pdeathsig=signal.SIGKILL,
                  protect_supervisor=True, log_backend="notify", report_denials=False,
                  log_records=100, fs_ro=None, fs_rw=None, fs_unrestricted=False,
-                 allow_no_landlock=False):
+                 allow_no_landlock=False, zygote=False):
         self._ruleset = None
         if protect_supervisor:
             _protect_supervisor()
@@ -260,6 +267,16 @@ class Sandbox:
         self.pid_namespace = self.is_root if pid_namespace is None else bool(pid_namespace)
         self.pdeathsig = int(pdeathsig or 0)
         self._setup_filesystem(profile, fs_ro, fs_rw, fs_unrestricted, allow_no_landlock)
+        self.zygote = bool(zygote)
+        self.zygote_refusal = None
+        if self.zygote:
+            self.zygote_refusal = self.refusal or self._zygote_misfit() or _zygote.refusal(
+                self.filter, ids=self.user is not None, caps=self.caps_mask is not None)
+        self._zygotes = []           # started ones; each serves one request at a time
+        self._zygote_turn = 0
+        self._zygote_lock = threading.Lock()
+
+
 
     def _setup_filesystem(self, profile, fs_ro, fs_rw, unrestricted, allow_missing) -> None:
         """The Landlock policy, the kernel's ABI (or why there is none), and the ruleset,
@@ -299,12 +316,72 @@ class Sandbox:
             except landlock.LandlockUnavailable as e:
                 self._landlock_missing = str(e)
 
+    # -- the zygote ----------------------------------------------------------------------
+
+    def _take_zygote(self):
+        """A zygote for this run with its lock held (_zygote_spawn gives it back), or None:
+        spawn directly. Up to one per CPU start on demand: a zygote starts one job at a time
+        and waits for its execve, so a single one would serialise the threads."""
+        if not self.zygote or self.zygote_refusal:
+            return None
+        wait = False
+        with self._zygote_lock:
+            dead = [z for z in self._zygotes if z.dead]
+            self._zygotes = [z for z in self._zygotes if not z.dead]
+            z = next((z for z in self._zygotes if z.lock.acquire(blocking=False)), None)
+            if z is None and len(self._zygotes) < _ZYGOTES_MAX:
+                z = self._start_zygote()
+                if z is not None:
+                    z.lock.acquire()
+                    self._zygotes.append(z)
+            elif z is None and self._zygotes:
+                self._zygote_turn = (self._zygote_turn + 1) % len(self._zygotes)
+                z, wait = self._zygotes[self._zygote_turn], True
+        for old in dead:
+            old.close()
+        if wait:
+            z.lock.acquire()  # every one is busy: queue on one of them
+        return z
+
+    def _start_zygote(self):
+        caps = None
+        if self.caps_mask is not None:
+            # what the jobs keep, plus what their set-up needs to drop the rest
+            extra = 1 << _zygote.CAP_SETPCAP
+            if self.user is not None:
+                extra |= (1 << _zygote.CAP_SETUID) | (1 << _zygote.CAP_SETGID)
+            caps = (self.caps_mask | extra) & _OWN_BOUNDING
+        try:
+            return _zygote.Zygote(program=self.filter.program if self.filter else None,
+                                  filter_flags=self.filter_flags, caps=caps,
+                                  last_cap=_LAST_CAP, pid_namespace=self.pid_namespace)
+        except (OSError, _core.SpawnError) as e:
+            self.zygote_refusal = str(e)
+            return None
+
     def close(self) -> None:
-        """Release the Landlock ruleset now (no run may be in progress) rather than when the
-        Sandbox is garbage-collected."""
+        """Stop this Sandbox's zygotes (their running jobs are killed) and release its Landlock
+        ruleset now rather than when it is garbage-collected. Runs may still follow: they start
+        other zygotes and build rulesets of their own."""
+        with self._zygote_lock:
+            zygotes, self._zygotes = self._zygotes, []
+        for z in zygotes:
+            z.close()
         if self._ruleset is not None:
             self._ruleset.close()
             self._ruleset = None
+
+    def _zygote_misfit(self) -> Optional[str]:
+        """Why this Sandbox's runs need a start of their own, or None. A zygote's jobs inherit
+        its plain filter: no notification listener (LOG collection, denial reports), no audit
+        session of their own (the kernel log backend), no per-run Landlock ruleset."""
+        if self.notify_program is not None:
+            return "the filter answers calls through a notification listener of each run's own"
+        if self.kernel_log:
+            return "the kernel log backend gives each run an audit session of its own"
+        if self.fs is not None:
+            return "Landlock rulesets are applied by each run's own start"
+        return None
 
     def __enter__(self):
         return self
@@ -387,23 +464,28 @@ class Sandbox:
                       warnings=(list(self.policy.warnings) if self.policy else [])
                       + self._fs_warnings, **kw)
 
-    def _setup_error(self, argv, limits, stage, message, err=0) -> Result:
-        return self._result(argv, limits, verdict="SETUP_ERROR", setup_error={
-            "stage": stage, "errno": err,
-            "errno_name": _errno.errorcode.get(err) if err else None, "message": message})
+    def _setup_error(self, argv, limits, stage, message, err=0, zygote=None) -> Result:
+        return self._result(argv, limits, verdict="SETUP_ERROR",
+                            spawn_path="direct" if zygote is None else "zygote", setup_error={
+                                "stage": stage, "errno": err,
+                                "errno_name": _errno.errorcode.get(err) if err else None,
+                                "message": message})
 
     # -- running -------------------------------------------------------------------------
 
     def run(self, argv: Sequence[str], *, stdin=None, stdout=PIPE, stderr=PIPE, env=None,
             cwd=None, cpu_time=None, timeout=None, memory=None, output_limit=None,
             processes=None, file_size=None, open_files=None, stack=None, fs_ro=None,
-            fs_rw=None) -> Result:
+            fs_rw=None, run_slot=None) -> Result:
         """Run one command; always returns a Result (never raises for what the command does).
 
         stdin: None or DEVNULL (/dev/null), bytes/str (fed through a pipe), INHERIT, or an open
         file / descriptor. stdout, stderr: PIPE (captured in the Result), INHERIT, DEVNULL, or
         an open file / descriptor. fs_ro, fs_rw: this run's Landlock lists instead of the
         Sandbox's (its ruleset is then built for the run).
+        an open file / descriptor. run_slot: a threading.Semaphore (or anything with acquire()
+        and release()) held only from the command's start to its end, so that a batch bounds
+        the commands running at once while other threads prepare runs and build Results.
         """
         argv = [os.fsdecode(a) if isinstance(a, bytes) else str(a) for a in argv]
         limits = self.limits.merged(cpu_time=cpu_time, wall_time=timeout, memory=memory,
@@ -454,7 +536,7 @@ class Sandbox:
                     % (argv[0], envmap.get("PATH", "")), _errno.ENOENT)
             else:
                 result = self._run_landlocked(fs, argv, exe, envmap, cwd, limits, stdin, stdout,
-                                              stderr)
+                                              stderr, run_slot)
             if fs is not None:
                 result.landlock = fs.describe(self._landlock_abi, self._landlock_missing,
                                               cwd if fs.scratch else None)
@@ -470,31 +552,37 @@ class Sandbox:
             os.chown(path, self.user[0], self.user[1])
         return path
 
-    def _run_landlocked(self, fs, argv, exe, envmap, cwd, limits, stdin, stdout, stderr):
+    def _run_landlocked(self, fs, argv, exe, envmap, cwd, limits, stdin, stdout, stderr,
+                        run_slot=None):
         """Spawn under the Sandbox's ruleset when it fits this run (same lists, same scratch,
         none of its directories made anew since), else under one built for it (closed once the
         child has applied it)."""
         if fs is None or self._landlock_abi is None:
-            return self._spawn_and_watch(argv, exe, envmap, cwd, limits, stdin, stdout, stderr)
+            return self._spawn_and_watch(argv, exe, envmap, cwd, limits, stdin, stdout, stderr,
+                                         run_slot=run_slot)
         scratch = cwd if fs.scratch else None
         if fs is self.fs and self._ruleset is not None and scratch == self._ruleset_scratch \
                 and self._ruleset.current():
             return self._spawn_and_watch(argv, exe, envmap, cwd, limits, stdin, stdout, stderr,
-                                         landlock_fd=self._ruleset.fd)
+                                         landlock_fd=self._ruleset.fd, run_slot=run_slot)
         try:
             ruleset = landlock.Ruleset(self._landlock_abi, fs, scratch)
         except OSError as e:
             return self._setup_error(argv, limits, "landlock", e.strerror, e.errno)
         with ruleset:
             return self._spawn_and_watch(argv, exe, envmap, cwd, limits, stdin, stdout, stderr,
-                                         landlock_fd=ruleset.fd)
+                                         landlock_fd=ruleset.fd, run_slot=run_slot)
 
     def _spawn_and_watch(self, argv, exe, envmap, cwd, limits, stdin, stdout, stderr,
-                         landlock_fd=-1) -> Result:
+                         landlock_fd=-1, run_slot=None) -> Result:
         cg = None
+        slot_held = False
         to_close = []
         in_fd = out_r = err_r = -1
         in_data = b""
+        via_zygote = self.zygote and not self.zygote_refusal and landlock_fd < 0
+        # a job of the zygote shares its PID namespace (if any) with the other jobs
+        own_pidns = self.pid_namespace and not via_zygote
         try:
             # A cgroup enforces memory, pids and whole-tree CPU limits, and contains the tree
             # of a run without a PID namespace. A PID namespace already contains its tree, and
@@ -502,7 +590,7 @@ class Sandbox:
             # without favordynmods): skip it when nothing needs it.
             needs_limits = (limits.memory is not None or limits.processes is not None
                             or limits.cpu_time is not None)
-            if self.use_cgroup and (needs_limits or (self.is_root and not self.pid_namespace)):
+            if self.use_cgroup and (needs_limits or (self.is_root and not own_pidns)):
                 cg = _make_cgroup(limits)
             stdio = []
             # stdin
@@ -542,7 +630,6 @@ class Sandbox:
             ids = None
             if self.user is not None:
                 ids = (self.user[0], self.user[1], self.user[2])
-            caps = self.caps_mask
             notifier = None
             if self.notify_program is not None:
                 try:
@@ -559,31 +646,50 @@ class Sandbox:
                     klog = auditlog.KernelLog.open(follow=True)
                 except auditlog.KernelLogUnavailable as e:
                     klog_reason = str(e)
+            if via_zygote and cwd is None:
+                cwd = os.getcwd()  # the zygote's is the one we had when it started
+            args = (os.fsencode(exe), [os.fsencode(a) for a in argv],
+                    [os.fsencode("%s=%s" % kv) for kv in envmap.items()],
+                    os.fsencode(cwd) if cwd is not None else None, stdio)
+            kw = dict(umask=self.umask if self.umask is not None else -1,
+                      rlimits=self._rlimits(limits, cg),
+                      cgroup_fds=list(cg.procs_fds) if cg else [], ids=ids, caps=self.caps_mask,
+                      last_cap=_LAST_CAP, pdeathsig=self.pdeathsig)
+            if run_slot is not None:
+                run_slot.acquire()
+                slot_held = True
+            # a zygote only once the slot is ours: never wait for a slot holding a zygote
+            zy = self._take_zygote() if via_zygote else None
             start = _core.now_ns()
             if notifier is not None:
                 notifier.set_start(start)
+            status_fd = report_fd = -1
             try:
-                pid, pidfd, status_fd = _core.spawn(
-                    os.fsencode(exe), [os.fsencode(a) for a in argv],
-                    [os.fsencode("%s=%s" % kv) for kv in envmap.items()],
-                    os.fsencode(cwd) if cwd is not None else None, stdio,
-                    umask=self.umask if self.umask is not None else -1,
-                    rlimits=self._rlimits(limits, cg),
-                    cgroup_fds=list(cg.procs_fds) if cg else [], ids=ids, caps=caps,
-                    last_cap=_LAST_CAP, pdeathsig=self.pdeathsig,
-                    program=(self.notify_program or self.filter.program) if self.filter
-                    else None,
-                    filter_flags=self.filter_flags, new_pidns=self.pid_namespace,
-                    init_exe=_INIT_EXE if self.pid_namespace else None,
-                    notifier=notifier, notify_share_vm=self.is_root,
-                    landlock_fd=landlock_fd,
-                    # the kernel backend tells the run's audit records by a session of its own
-                    loginuid=(self.user[0] if self.user else os.getuid()) if klog else None)
+                if zy is not None:
+                    pid, pidfd, report_fd, zy = self._zygote_spawn(zy, args, kw)
+                if zy is None:
+                    own_pidns = self.pid_namespace  # (the zygote may have been given up)
+                    pid, pidfd, status_fd = _core.spawn(
+                        *args, **kw,
+                        program=(self.notify_program or self.filter.program) if self.filter
+                        else None,
+                        filter_flags=self.filter_flags, new_pidns=own_pidns,
+                        init_exe=_INIT_EXE if own_pidns else None,
+                        notifier=notifier, notify_share_vm=self.is_root,
+                        landlock_fd=landlock_fd,
+                        # the kernel backend tells the run's audit records by a session of
+                        # its own
+                        loginuid=(self.user[0] if self.user else os.getuid()) if klog else None)
             except _core.SpawnError as e:
                 if klog is not None:
                     klog.close()
                 return self._setup_error(argv, limits, e.stage,
-                                         _spawn_message(e, exe, cwd, landlock_fd >= 0), e.errno)
+                                         _spawn_message(e, exe, cwd, landlock_fd >= 0), e.errno,
+                                         zy)
+            except _core.ZygoteError as e:
+                return self._setup_error(
+                    argv, limits, "zygote", "the zygote died while starting the command (it "
+                    "may have started and been killed): %s" % e, e.errno, zy)
             match = auditlog.RunMatch(start, auditlog.run_session(pid), {pid}) if klog else None
             for fd in to_close:
                 os.close(fd)
@@ -594,27 +700,39 @@ class Sandbox:
                     _running[pidfd] = False
             try:
                 raw = _core.watch(
-                    pid, pidfd, pid, status_fd=status_fd, in_fd=in_fd, in_data=in_data, out_fd=out_r, err_fd=err_r,
+                    pid, pidfd, pid if zy is None else 0, status_fd=status_fd,
+                    report_fd=report_fd, in_fd=in_fd, in_data=in_data, out_fd=out_r,
+                    err_fd=err_r,
                     output_limit=limits.output or 0, start_ns=start,
                     wall_limit_ns=_ns(wall),
                     cpu_limit_ns=_ns(limits.cpu_time) if (cg and cg.cpu_stat_fd >= 0) else 0,
                     cg_cpu_fd=cg.cpu_stat_fd if cg else -1,
                     cg_kill_fd=cg.kill_fd if cg else -1,
                     # in a PID namespace, reaping pid 1 means the kernel already emptied it
-                    cg_events_fd=cg.events_fd if (cg and not self.pid_namespace) else -1,
+                    cg_events_fd=cg.events_fd if (cg and not own_pidns) else -1,
                     cpu_base_ns=cg.cpu_base_usec * 1000 if cg else 0, notifier=notifier)
             except BaseException:
                 # watch() itself failed (it kills and reaps on a signal): never leave the
-                # child running unsupervised or unreaped
-                _kill_and_reap(pid)
+                # child running unsupervised or unreaped (a zygote's job: the zygote reaps it)
+                if zy is None:
+                    _kill_and_reap(pid)
+                elif pidfd >= 0:
+                    _pidfd_kill(pidfd)
                 raise
             finally:
                 in_fd = out_r = err_r = -1  # closed by watch
+                if slot_held:
+                    run_slot.release()  # the command has ended: the next one may start
+                    slot_held = False
                 cancelled = False
                 if pidfd >= 0:
                     with _running_lock:
                         cancelled = _running.pop(pidfd, False)
                     os.close(pidfd)
+            if raw["report_lost"]:
+                return self._setup_error(
+                    argv, limits, "zygote", "the zygote died while the command ran (it was "
+                    "killed; its exit status is unknown)", 0, zy)
             stats = cg.stats() if cg else {}
             log = notify.seccomp_log(notifier.report()) if notifier is not None else None
             if klog is not None:
@@ -625,14 +743,19 @@ class Sandbox:
             elif klog_reason is not None:
                 log = syscall_log.kernel_seccomp_log(auditlog.unavailable(klog_reason))
             syscall_report.emit_logging(log, argv)
-            result = self._verdict(argv, limits, pid, raw, cg, stats,
+            result = self._verdict(argv, limits, pid, raw, cg, stats, own_pidns,
                                    capture_out=stdout is PIPE, capture_err=stderr is PIPE,
                                    log=log)
             result.cancelled = cancelled
+            if zy is not None:
+                result.spawn_path = "zygote"
+                result.pid_namespace = self.pid_namespace
             if result.verdict == "SECCOMP_KILLED" and not result.killed_by:
                 self._name_the_kill(result, start, exe)
             return result
         finally:
+            if slot_held:
+                run_slot.release()
             for fd in to_close + [x for x in (in_fd, out_r, err_r) if x >= 0]:
                 try:
                     os.close(fd)
@@ -655,8 +778,27 @@ class Sandbox:
         else:
             result.seccomp_log["killed_by"] = rec
 
-    def _verdict(self, argv, limits, pid, raw, cg, stats, capture_out, capture_err,
-                 log=None) -> Result:
+    def _zygote_spawn(self, zy, args, kw):
+        """(pid, pidfd, report_fd, zygote) through zy (from _take_zygote, given back here),
+        or through another when zy was found dead before it took the request; zygote None:
+        spawn directly after all (the request does not fit a message, or none can start)."""
+        for attempt in (1, 2):
+            try:
+                pid, pidfd, report_fd = zy.spawn(*args, **kw)
+                return pid, pidfd, report_fd, zy
+            except _core.ZygoteError as e:
+                if e.sent:
+                    raise
+                if e.errno in (_errno.E2BIG, _errno.EMSGSIZE):
+                    return -1, -1, -1, None
+            finally:
+                zy.lock.release()
+            zy = self._take_zygote() if attempt == 1 else None
+            if zy is None:
+                return -1, -1, -1, None
+
+    def _verdict(self, argv, limits, pid, raw, cg, stats, own_pidns, capture_out,
+                 capture_err, log=None) -> Result:
         status = raw["status"]
         exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
@@ -703,8 +845,8 @@ class Sandbox:
             stdout=raw["stdout"] if capture_out else None,
             stderr=raw["stderr"] if capture_err else None,
             stdout_truncated=raw["stdout_truncated"], stderr_truncated=raw["stderr_truncated"],
-            pid=pid, pid_namespace=self.pid_namespace, seccomp_log=log,
-            containment="pid-namespace" if self.pid_namespace else (
+            pid=pid, pid_namespace=own_pidns, seccomp_log=log,
+            containment="pid-namespace" if own_pidns else (
                 "cgroup" if (cg and cg.kill_fd >= 0 and raw["tree_empty"]) else "process-group"))
 
 
@@ -716,6 +858,13 @@ def _ns(seconds) -> int:
     if not seconds:
         return 0
     return min(int(seconds * 1e9), _NS_MAX)
+
+
+def _pidfd_kill(pidfd: int) -> None:
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def _kill_and_reap(pid: int) -> None:

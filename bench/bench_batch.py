@@ -1,0 +1,104 @@
+"""Batch throughput: jobs/s of N jobs of /bin/true and of `python3 -c 'print(1)'`, P at once.
+
+Rows, measured in alternating rounds of the same run (medians):
+- sandbox batch (zygote): run_batch under Docker's default profile, jobs started by the
+  pre-filtered zygote (the default), output captured and judged;
+- sandbox batch (direct): the same with zygote=False (a filter install per job and, as root,
+  a PID namespace per job);
+- xargs -P P: the same commands, unsandboxed;
+- ThreadPoolExecutor(P) of subprocess.run(capture_output=True), unsandboxed.
+Ratios are against xargs. usage: bench_batch.py [--true N] [--python N] [-P P] [--rounds R]
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import common  # noqa: E402
+
+from sandbox import batch  # noqa: E402
+
+PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+WORKLOADS = {
+    "/bin/true": ["/bin/true"],
+    "python3 -c 'print(1)'": [PYTHON, "-c", "print(1)"],
+}
+
+
+def _jobs(cmd, n):
+    text = "\n".join(json.dumps({"name": "j%d" % i, "cmd": cmd}) for i in range(n))
+    jobs, problems = batch.parse_jobs(text, name="bench.jsonl", base_dir="/tmp")
+    assert not problems, problems
+    return jobs
+
+
+def ours(jobs, parallel, zygote):
+    results = batch.run_batch(jobs, jobs_parallel=parallel, default_profile=common.docker_profile(),
+                              zygote=zygote)
+    bad = [jr for jr in results if not jr.passed]
+    assert not bad, bad[0].result.describe()
+    return {jr.result.spawn_path for jr in results}
+
+
+def xargs(cmd, n, parallel):
+    # each input line becomes the command's last argument: `true x`, `python3 -c print(1)`
+    head, last = (cmd, "x") if len(cmd) == 1 else (cmd[:-1], cmd[-1])
+    subprocess.run(["xargs", "-P", str(parallel), "-n", "1", "-d", "\n", *head],
+                   input=("%s\n" % last * n).encode(), capture_output=True, check=True)
+
+
+def thread_pool(cmd, n, parallel):
+    with concurrent.futures.ThreadPoolExecutor(parallel) as ex:
+        for p in ex.map(lambda _: subprocess.run(cmd, capture_output=True), range(n)):
+            assert p.returncode == 0
+
+
+def measure(cmd, n, parallel, rounds):
+    """{row: median jobs/s}, plus the spawn paths the batches reported."""
+    jobs = _jobs(cmd, n)
+    paths = {}
+    rows = {
+        "sandbox batch, zygote": lambda: paths.setdefault("zygote", ours(jobs, parallel, True)),
+        "sandbox batch, direct": lambda: paths.setdefault("direct", ours(jobs, parallel, False)),
+        "xargs -P %d (no sandbox)" % parallel: lambda: xargs(cmd, n, parallel),
+        "ThreadPoolExecutor(%d) of subprocess.run (no sandbox)" % parallel:
+            lambda: thread_pool(cmd, n, parallel),
+    }
+    rates = {name: [] for name in rows}
+    for _ in range(rounds):
+        for name, fn in rows.items():
+            t = time.perf_counter()
+            fn()
+            rates[name].append(n / (time.perf_counter() - t))
+    return {name: statistics.median(v) for name, v in rates.items()}, paths
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--true", type=int, default=int(os.environ.get("BENCH_BATCH_TRUE", 2000)),
+                   help="jobs of /bin/true (default 2000; the README's table: 10000)")
+    p.add_argument("--python", type=int, default=int(os.environ.get("BENCH_BATCH_PYTHON", 200)),
+                   help="jobs of python3 -c (default 200)")
+    p.add_argument("-P", "--parallel", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--rounds", type=int, default=3)
+    args = p.parse_args(argv)
+    for (label, cmd), n in zip(WORKLOADS.items(), (args.true, args.python)):
+        if n <= 0:
+            continue
+        rates, paths = measure(cmd, n, args.parallel, args.rounds)
+        assert paths == {"zygote": {"zygote"}, "direct": {"direct"}}, paths
+        base = rates["xargs -P %d (no sandbox)" % args.parallel]
+        print("## Batch of %d x `%s`, %d at once (median of %d rounds)\n"
+              % (n, label, args.parallel, args.rounds))
+        print(common.table(["entry", "jobs/s", "x xargs"],
+                           [[k, "%.0f" % v, "%.2f" % (v / base)] for k, v in rates.items()]))
+        print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+/* sandbox-zygote: starts jobs that inherit its seccomp filter (protocol: csrc/zygote.h).
+ *
+ * Started by the supervisor through sb_spawn() with the profile's filter, NO_NEW_PRIVS and the
+ * jobs' capabilities (plus what their set-up needs), on fd 0 a SOCK_SEQPACKET socket. For each
+ * request it runs sb_spawn() -- the very child sequence of a direct run, minus the filter,
+ * which the job inherits -- and answers with the job's pidfd. It polls the jobs' pidfds; when
+ * one ends it kills the job's process group while the leader is still a zombie (so the group's
+ * number cannot have been reused), reaps it and writes its wait status and rusage to the job's
+ * report pipe. When the socket closes (the supervisor closed it, or died) every job is killed
+ * and the zygote exits. As pid 1 of a PID namespace it also reaps orphans; jobs there cannot
+ * signal it (the kernel shields a namespace's init). Single-threaded, no allocation. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../zygote.h"
+
+#define SOCK 0
+#define MAX_JOBS 1024
+#define FDS_MAX (SB_ZYGOTE_NFD_FIXED + SB_ZYGOTE_MAX_CGROUP)
+
+struct job {
+	pid_t pid;
+	int pidfd, report_fd;
+};
+
+static struct job jobs[MAX_JOBS];
+static int njobs;
+static union {
+	struct sb_zygote_msg msg;
+	char bytes[SB_ZYGOTE_MAX_MSG];
+} in;
+static char *argv_buf[SB_ZYGOTE_MAX_STRINGS + 2], *envp_buf[SB_ZYGOTE_MAX_STRINGS + 2];
+static struct pollfd pfd[1 + MAX_JOBS];
+
+static int reply(pid_t pid, int stage, int err, int pidfd)
+{
+	struct sb_zygote_reply rep = {SB_ZYGOTE_MAGIC, pid, stage, err};
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {&rep, sizeof(rep)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+
+	if (pidfd >= 0) {
+		struct cmsghdr *c;
+
+		memset(cbuf, 0, sizeof(cbuf));
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &pidfd, sizeof(int));
+	}
+	for (;;) {
+		if (sendmsg(SOCK, &mh, MSG_NOSIGNAL) >= 0)
+			return 0;
+		if (errno != EINTR)
+			return -1;
+	}
+}
+
+static void close_all(const int *fds, int n)
+{
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+/* One request: start the job, answer. Returns 0, or -1 when the socket is closed. */
+static int serve_one(void)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * FDS_MAX)];
+	struct iovec iov = {in.bytes, sizeof(in.bytes)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf)};
+	int fds[FDS_MAX], nfds = 0;
+	struct sb_spawn_req req;
+	struct sb_spawn_result res;
+	struct cmsghdr *c;
+	ssize_t n;
+
+	n = recvmsg(SOCK, &mh, MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN ? 0 : -1;
+	if (n == 0)
+		return -1;
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+
+		for (int i = 0; i < k && nfds < FDS_MAX; i++)
+			memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+	}
+	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+	    sb_zygote_unpack(&in.msg, (size_t)n, fds, nfds, &req, argv_buf, envp_buf) < 0) {
+		close_all(fds, nfds);
+		reply(-1, SB_STAGE_FORK, EPROTO, -1);
+		return 0;
+	}
+	if (njobs == MAX_JOBS) {
+		close_all(fds, nfds);
+		reply(-1, SB_STAGE_FORK, EAGAIN, -1);
+		return 0;
+	}
+	if (sb_spawn(&req, &res) == 0 && res.pidfd < 0) {
+		/* no pidfd (pidfd_open refused): the supervisor could not watch it */
+		kill(res.pid, SIGKILL);
+		while (waitpid(res.pid, NULL, __WALL) < 0 && errno == EINTR)
+			;
+		res.stage = SB_STAGE_FORK;
+		res.err = ENOSYS;
+	}
+	/* the child has its copies; the report pipe stays with us until the job ends */
+	for (int i = 0; i < nfds; i++)
+		if (i != 3)
+			close(fds[i]);
+	if (res.stage != SB_STAGE_NONE) {
+		close(fds[3]);
+		reply(-1, res.stage, res.err, -1);
+		return 0;
+	}
+	jobs[njobs++] = (struct job){res.pid, res.pidfd, fds[3]};
+	reply(res.pid, SB_STAGE_NONE, 0, res.pidfd);
+	return 0;
+}
+
+static struct job *find(pid_t pid)
+{
+	for (int i = 0; i < njobs; i++)
+		if (jobs[i].pid == pid)
+			return &jobs[i];
+	return NULL;
+}
+
+/* Reap one exited child (a job or, as pid 1, an orphan); report a job's end. 0: none left. */
+static int reap_one(int flags)
+{
+	siginfo_t si;
+	struct sb_zygote_report rep;
+	struct job *j;
+
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_ALL, 0, &si, WEXITED | WNOWAIT | __WALL | flags) < 0)
+		return errno == EINTR;
+	if (si.si_pid == 0)
+		return 0;
+	j = find(si.si_pid);
+	if (j)
+		kill(-j->pid, SIGKILL); /* nothing the job started in its group outlives it */
+	memset(&rep, 0, sizeof(rep));
+	while (wait4(si.si_pid, &rep.status, __WALL, &rep.ru) < 0 && errno == EINTR)
+		;
+	if (j) {
+		(void)!write(j->report_fd, &rep, sizeof(rep)); /* fits the pipe: never blocks */
+		close(j->report_fd);
+		close(j->pidfd);
+		*j = jobs[--njobs];
+	}
+	return 1;
+}
+
+static __attribute__((noreturn)) void shut_down(void)
+{
+	for (int i = 0; i < njobs; i++) {
+		kill(-jobs[i].pid, SIGKILL);
+		kill(jobs[i].pid, SIGKILL);
+	}
+	while (njobs > 0 && reap_one(0))
+		;
+	_exit(0);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN); /* a supervisor that stopped reading a report must not kill us */
+	/* a job of our uid must not ptrace us (we hold the capabilities its set-up drops) */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	if (reply(getpid(), SB_STAGE_NONE, 0, -1) < 0) /* ready */
+		_exit(1); /* the supervisor sees the socket close */
+	for (;;) {
+		int n = 0;
+
+		pfd[n++] = (struct pollfd){SOCK, POLLIN, 0};
+		for (int i = 0; i < njobs; i++)
+			pfd[n++] = (struct pollfd){jobs[i].pidfd, POLLIN, 0};
+		/* the timeout only matters to reap orphans, which have no pidfd */
+		if (poll(pfd, (nfds_t)n, 1000) < 0 && errno != EINTR)
+			shut_down();
+		if (pfd[0].revents && serve_one() < 0)
+			shut_down();
+		while (reap_one(WNOHANG))
+			;
+	}
+}

@@ -1,0 +1,188 @@
+"""The pre-filtered zygote: one small process per Sandbox that runs under the profile's filter
+and starts each job with the same child set-up as a direct run, minus the filter install,
+which the job inherits (csrc/zygote/main.c, protocol in csrc/zygote.h).
+
+Installing a filter costs the kernel a BPF translation per process (~0.1 ms for Docker's
+default profile); a zygote pays it once. It needs the profile to allow what it and the job
+set-up do under the filter (`needed_syscalls`: fork, wait, sendmsg/recvmsg, setsid, ...):
+`refusal()` says when it does not, and such a Sandbox spawns directly.
+
+Lifetime: started on first use, shared by threads (one request at a time on its socket),
+restarted when it died; it exits (killing its jobs) when its socket closes, i.e. on
+Sandbox.close(), at interpreter exit, or when this process dies -- so it never outlives us
+without relying on PDEATHSIG, which would tie it to the thread that happened to start it.
+"""
+from __future__ import annotations
+
+import atexit
+import errno as _errno
+import os
+import select
+import signal
+import socket
+import struct
+import threading
+import weakref
+from typing import Optional
+
+from . import _core
+from .policy import RET_ALLOW, RET_LOG
+
+_EXE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox-zygote")
+EXE: Optional[bytes] = os.fsencode(_EXE) if os.access(_EXE, os.X_OK) else None
+
+_REPLY = struct.Struct("=Iiii")      # struct sb_zygote_reply
+_MAGIC = 0x7A79676F
+_START_TIMEOUT_S = 10.0
+
+CAP_SETGID, CAP_SETUID, CAP_SETPCAP = 6, 7, 8
+_PR_SET_DUMPABLE = 4
+_PR_SET_PDEATHSIG, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS, _PR_CAP_AMBIENT = 1, 24, 38, 47
+_CLONE_VFORK_FLAGS = 0x100 | 0x4000 | int(signal.SIGCHLD)   # CLONE_VM | CLONE_VFORK
+
+
+def needed_syscalls(arch: str, ids: bool, caps: bool) -> list:
+    """(name, args) of every call the zygote and a job's set-up make under the filter, after
+    the zygote's own start (which is checked by starting it)."""
+    fork = ("vfork", ()) if arch in ("x86_64", "x32", "x86") else ("clone", (_CLONE_VFORK_FLAGS,))
+    wait = ("poll", ()) if arch in ("x86_64", "x32", "x86") else ("ppoll", ())
+    calls = [
+        # the zygote's loop
+        ("recvmsg", ()), ("sendmsg", ()), wait, ("waitid", ()), ("wait4", ()), ("kill", ()),
+        ("pidfd_open", ()), ("pipe2", ()), ("read", ()), ("write", ()), ("close", ()), fork,
+        ("rt_sigprocmask", ()), ("rt_sigaction", ()), ("exit_group", ()),
+        ("prctl", (_PR_SET_DUMPABLE, 0)),
+        # a job's set-up (csrc/spawn.c's child)
+        ("setsid", ()), ("fcntl", ()), ("dup3", ()), ("close_range", ()), ("chdir", ()),
+        ("umask", ()), ("prlimit64", ()), ("prctl", (_PR_SET_PDEATHSIG, 9)),
+        ("prctl", (_PR_SET_NO_NEW_PRIVS, 1)), ("execve", ()),
+    ]
+    if caps:
+        calls += [("prctl", (_PR_CAPBSET_DROP, 0)), ("capset", ()),
+                  ("prctl", (_PR_CAP_AMBIENT, 4))]
+    if ids:
+        calls += [("setgroups", ()), ("setresgid", ()), ("setresuid", ())]
+    return calls
+
+
+def refusal(flt, ids: bool, caps: bool) -> Optional[str]:
+    """Why jobs under this filter cannot go through a zygote, or None."""
+    if EXE is None:
+        return "sandbox-zygote is not built (python setup.py build_ext)"
+    if flt is None:
+        return None
+    arch = flt.policy.host_arch
+    for name, args in needed_syscalls(arch, ids, caps):
+        try:
+            d = flt.decide(name, args, arch=arch)
+        except ValueError:
+            return "%s has no syscall %s" % (arch, name)
+        if d.action & 0xFFFF0000 not in (RET_ALLOW, RET_LOG):
+            return "the profile does not allow %s%s (%s), which the zygote needs" % (
+                name, "(%s)" % ", ".join("%#x" % a for a in args) if args else "",
+                d.action_name)
+    return None
+
+
+class Zygote:
+    """One running zygote. Hold .lock around spawn(): one request at a time. A ZygoteError
+    from spawn() other than E2BIG/EMSGSIZE means this one is dead (the caller starts another)."""
+
+    def __init__(self, *, program, filter_flags: int, caps, last_cap: int, pid_namespace: bool):
+        self.lock = threading.Lock()
+        self.dead = False
+        parent, child = socket.socketpair(socket.AF_UNIX,
+                                          socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        self.sock = parent.detach()
+        child_fd = child.detach()
+        devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            self.pid, self.pidfd, _ = _core.spawn(
+                EXE, [b"sandbox-zygote"], [], None, [child_fd, devnull, devnull],
+                caps=caps, last_cap=last_cap, program=program, filter_flags=filter_flags,
+                new_pidns=pid_namespace, init_exe=None)
+        except BaseException:
+            os.close(self.sock)
+            raise
+        finally:
+            os.close(child_fd)
+            os.close(devnull)
+        _live.add(self)
+        self._handshake()
+
+    def _handshake(self) -> None:
+        """Wait for "ready"; a zygote the filter killed at start-up closes its socket."""
+        ready, _, _ = select.select([self.sock], [], [], _START_TIMEOUT_S)
+        data = os.read(self.sock, _REPLY.size + 1) if ready else b""
+        if len(data) == _REPLY.size and _REPLY.unpack(data)[0] == _MAGIC:
+            return
+        status = self.close()
+        why = "it did not start in %gs" % _START_TIMEOUT_S if not ready else (
+            "killed by %s" % signal.Signals(os.WTERMSIG(status)).name
+            if status is not None and os.WIFSIGNALED(status) else
+            "it exited at start-up (status %s)" % (
+                os.WEXITSTATUS(status) if status is not None else "unknown"))
+        if status is not None and os.WIFSIGNALED(status) and \
+                os.WTERMSIG(status) == signal.SIGSYS:
+            why += " (the profile denies a call it makes at start-up)"
+        raise OSError(_errno.ECHILD, "the zygote failed to start: " + why)
+
+    def spawn(self, *args, **kw):
+        """_core.spawn through this zygote: (pid, pidfd, report_fd). The caller holds .lock."""
+        if self.dead:  # (closed while the caller waited for it)
+            raise _core.ZygoteError(_errno.EPIPE, False)
+        try:
+            return _core.spawn(*args, zygote_sock=self.sock, **kw)
+        except _core.ZygoteError as e:
+            if e.errno not in (_errno.E2BIG, _errno.EMSGSIZE):
+                self.dead = True
+            raise
+
+    def close(self) -> Optional[int]:
+        """Close the socket (the zygote kills its jobs and exits) and reap it; its status."""
+        with self.lock:
+            self.dead = True
+            _live.discard(self)
+            if self.sock >= 0:
+                os.close(self.sock)
+                self.sock = -1
+            if self.pid <= 0:
+                return None
+            pid, self.pid = self.pid, -1
+        if self.pidfd >= 0:
+            if not select.select([self.pidfd], [], [], 2.0)[0]:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            os.close(self.pidfd)
+            self.pidfd = -1
+        try:
+            return os.waitpid(pid, 0)[1]
+        except ChildProcessError:
+            return None
+
+
+# Every live zygote of this process: closed at exit, forgotten in a forked child (which must
+# neither write to nor keep open its parent's zygote sockets).
+_live: "weakref.WeakSet[Zygote]" = weakref.WeakSet()
+
+
+def _close_all() -> None:
+    for z in list(_live):
+        z.close()
+
+
+def _forget_in_child() -> None:
+    for z in list(_live):
+        z.dead = True
+        z.lock = threading.Lock()
+        for fd in (z.sock, z.pidfd):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        z.sock = z.pidfd = z.pid = -1
+    _live.clear()
+
+
+atexit.register(_close_all)
+os.register_at_fork(after_in_child=_forget_in_child)

@@ -12,17 +12,11 @@ import struct
 from typing import Iterable, Optional
 
 from . import _core
+from .policy import (RET_ALLOW, RET_ERRNO, RET_KILL_PROCESS, RET_KILL_THREAD, RET_LOG, RET_TRACE,
+                     RET_TRAP, RET_USER_NOTIF)
 from .syscall_report import KEYED
 
 RET_ACTION_FULL = 0xFFFF0000
-RET_KILL_PROCESS = 0x80000000
-RET_KILL_THREAD = 0x00000000
-RET_TRAP = 0x00030000
-RET_ERRNO = 0x00050000
-RET_USER_NOTIF = 0x7FC00000
-RET_TRACE = 0x7FF00000
-RET_LOG = 0x7FFC0000
-RET_ALLOW = 0x7FFF0000
 
 BPF_RET_K = 0x06  # BPF_RET | BPF_K
 _INSN = struct.Struct("=HBBI")

@@ -242,9 +242,11 @@ def test_follow_reads_in_a_thread():
 
 # ---- end to end ----------------------------------------------------------------------------
 
+# the runs keep the kernel's own LOG action (log_backend="none"): these tests read /dev/kmsg
+# themselves; by default the runner would answer LOG calls through its notification backend
 LOG_GETPPID = {"defaultAction": "SCMP_ACT_ALLOW",
                "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_LOG"}]}
-# abi_call's getpid through each ABI (log_calls itself calls getpid to print its pid)
+# abi_call's getpid through each ABI (logcalls' own getpid is not logged: it uses LOG_GETPPID)
 LOG_GETPID = {"defaultAction": "SCMP_ACT_ALLOW",
               "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
               "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_LOG"}]}
@@ -303,19 +305,19 @@ def window(tmp_path_factory):
     """Five runs at once, 7 logged calls in all (within the kernel's burst of 10): A forks in a
     PID namespace, B runs without one, C forks without a session of its own (matched by pid),
     and two runs call getpid through the x32 and i386 ABIs."""
-    log_calls = S.probe("log_calls")
+    log_calls = S.probe("logcalls")
     abi_call = S.probe("abi_call")
     d = tmp_path_factory.mktemp("auditlog")
     runs = {
-        "a": (Sandbox(LOG_GETPPID, pid_namespace=True),
-              [copy_as(log_calls, d, "logcalls_a"), "1", "fork"], 0, 2),
-        "b": (Sandbox(LOG_GETPPID, pid_namespace=False),
-              [copy_as(log_calls, d, "logcalls_b"), "1"], 0, 1),
-        "c": (Sandbox(LOG_GETPPID, pid_namespace=False),
-              [copy_as(log_calls, d, "logcalls_c"), "1", "fork"], None, 2),
-        "x32": (Sandbox(LOG_GETPID, pid_namespace=False),
+        "a": (Sandbox(LOG_GETPPID, pid_namespace=True, log_backend="none"),
+              [copy_as(log_calls, d, "logcalls_a"), "fork", "1"], 0, 2),
+        "b": (Sandbox(LOG_GETPPID, pid_namespace=False, log_backend="none"),
+              [copy_as(log_calls, d, "logcalls_b"), "loop", "1"], 0, 1),
+        "c": (Sandbox(LOG_GETPPID, pid_namespace=False, log_backend="none"),
+              [copy_as(log_calls, d, "logcalls_c"), "fork", "1"], None, 2),
+        "x32": (Sandbox(LOG_GETPID, pid_namespace=False, log_backend="none"),
                 [copy_as(abi_call, d, "abicall_x32"), "x32", "39"], 0, 1),
-        "i386": (Sandbox(LOG_GETPID, pid_namespace=False),
+        "i386": (Sandbox(LOG_GETPID, pid_namespace=False, log_backend="none"),
                  [copy_as(abi_call, d, "abicall_i386"), "i386", "20"], 0, 1),
     }
     out = {}
@@ -399,12 +401,13 @@ def test_pid_attribution_without_a_session(window):
 
 def test_many_logged_calls_are_reported_incomplete(tmp_path):
     """200 calls: the rate limit lets at most a burst through, and the report says so."""
-    exe = copy_as(S.probe("log_calls"), tmp_path, "logcalls_200")
+    exe = copy_as(S.probe("logcalls"), tmp_path, "logcalls_200")
     with pytest.MonkeyPatch.context() as mp:
         spawns = Spawns(mp)
         log = open_log(follow=True)
         try:
-            result, match = spawns.run(Sandbox(LOG_GETPPID), [exe, "200"])
+            result, match = spawns.run(Sandbox(LOG_GETPPID, log_backend="none"),
+                                       [exe, "loop", "200"])
             report = log.collect(match, settle=0.5)
         finally:
             log.close()
@@ -421,7 +424,7 @@ def test_run_cannot_leave_its_session(monkeypatch):
     if os.geteuid() != 0:
         pytest.skip("needs root (an audit session per run)")
     spawns = Spawns(monkeypatch)
-    result, match = spawns.run(Sandbox(LOG_GETPPID), [
+    result, match = spawns.run(Sandbox(LOG_GETPPID, log_backend="none"), [
         "/bin/sh", "-c", "cat /proc/self/sessionid; echo; echo 0 > /proc/self/loginuid "
         "&& echo changed; cat /proc/self/sessionid"])
     if match.session is None:

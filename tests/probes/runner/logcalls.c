@@ -1,7 +1,9 @@
 /* Makes logged calls (getppid) in patterns the notification tests attribute and count:
- *   loop K          K calls in one thread
+ *   loop K          K calls in one thread; prints "calls=K pid=P"
  *   threads T K     T threads, thread i makes K+i calls; prints "tid calls" per thread
  *   procs P K       P processes, process i makes K+i calls; prints "pid calls" per process
+ *   fork K          K calls in a forked child, then K in the parent (whose records come back?);
+ *                   "calls=K pid=P" per process
  *   pending         a thread's call is still waiting for its answer when the process exits */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -18,6 +20,13 @@ static long calls(long k)
 	for (long i = 0; i < k; i++)
 		syscall(SYS_getppid);
 	return k;
+}
+
+/* the calls, then "calls=K pid=P" (P as the process sees itself) */
+static void calls_then_say(long k)
+{
+	calls(k);
+	printf("calls=%ld pid=%ld\n", k, (long)getpid());
 }
 
 static long per_thread;
@@ -41,7 +50,7 @@ int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 3 && !strcmp(argv[1], "loop")) {
-		calls(atol(argv[2]));
+		calls_then_say(atol(argv[2]));
 		return 0;
 	}
 	if (argc == 4 && !strcmp(argv[1], "threads")) {
@@ -69,6 +78,18 @@ int main(int argc, char **argv)
 			;
 		return 0;
 	}
+	if (argc == 3 && !strcmp(argv[1], "fork")) {
+		pid_t child = fork();
+
+		if (child == 0) {
+			calls_then_say(atol(argv[2]));
+			fflush(stdout);
+			_exit(0);
+		}
+		waitpid(child, NULL, 0);
+		calls_then_say(atol(argv[2]));
+		return child < 0;
+	}
 	if (argc == 2 && !strcmp(argv[1], "pending")) {
 		pthread_t th;
 		struct timespec ts = {0, 50 * 1000 * 1000};
@@ -78,6 +99,6 @@ int main(int argc, char **argv)
 		printf("exiting\n");
 		_exit(3); /* exit_group while the thread's call waits */
 	}
-	fprintf(stderr, "usage: logcalls loop K | threads T K | procs P K | pending\n");
+	fprintf(stderr, "usage: logcalls loop K | threads T K | procs P K | fork K | pending\n");
 	return 2;
 }

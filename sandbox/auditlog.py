@@ -33,13 +33,12 @@ import select
 import threading
 from typing import Iterable, Optional
 
-from . import _core
-from .policy import RET_ERRNO, RET_KILL_PROCESS, RET_KILL_THREAD, action_name
+from .policy import RET_ERRNO, RET_KILL_PROCESS, RET_KILL_THREAD
+from .syscall_log import action_word, arch_and_name
 
 KMSG = "/dev/kmsg"
 AUDIT_SECCOMP = 1326
 UNSET_ID = 4294967295          # an unset loginuid / session id
-X32_BIT = 0x40000000
 MAX_READ = 16384               # more than one kmsg record can hold
 
 # Programs that register as the audit daemon: the kernel then sends records to them instead.
@@ -99,27 +98,6 @@ def parse_audit(message: str):
             dict(_FIELD.findall(m.group(4))))
 
 
-def _arch_names() -> dict:
-    """AUDIT_ARCH value -> our arch name (x32 shares x86_64's and is told apart by the nr)."""
-    names = {}
-    for name in _core.arch_names():
-        if name != "x32":
-            names[_core.arch_info(name)["audit_arch"]] = name
-    return names
-
-
-_ARCHES = _arch_names()
-
-
-def _arch_and_name(audit_arch: int, nr: int):
-    arch = _ARCHES.get(audit_arch)
-    if arch == "x86_64" and nr & X32_BIT:
-        arch = "x32"
-    if arch is None:
-        return "0x%08x" % audit_arch, None
-    return arch, _core.syscall_name(arch, nr & 0xFFFFFFFF)
-
-
 def seccomp_record(fields: dict, usec: int, start_ns: int) -> dict:
     """A record of the shared schema (sandbox.syscall_log) from a type=1326 record's fields and
     its kmsg timestamp; start_ns is the run's start on CLOCK_MONOTONIC (_core.now_ns()).
@@ -129,7 +107,7 @@ def seccomp_record(fields: dict, usec: int, start_ns: int) -> dict:
     time is rounded up to 0 rather than put before the run. The audit stamp in the record is
     worse (CLOCK_REALTIME, coarse: up to a tick late, in milliseconds)."""
     nr = int(fields.get("syscall", "-1"))
-    arch, name = _arch_and_name(int(fields.get("arch", "0"), 16), nr)
+    arch, name = arch_and_name(int(fields.get("arch", "0"), 16), nr)
     code = int(fields.get("code", "0"), 16)
     kind = code & 0xFFFF0000
     return {
@@ -137,7 +115,7 @@ def seccomp_record(fields: dict, usec: int, start_ns: int) -> dict:
         "args": None,                              # the kernel record has none
         "ip": int(fields.get("ip", "0"), 16),
         "time": round(max(0.0, usec / 1e6 - start_ns / 1e9), 6),
-        "action": action_name(kind).partition("(")[0],
+        "action": action_word(kind),
         # the kernel logs the action without its data: code=0x50000 for every errno
         "errno": ((code & 0xFFFF) or None) if kind == RET_ERRNO else None,
         "comm": _audit_string(fields["comm"]) if "comm" in fields else None,

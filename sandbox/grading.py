@@ -346,21 +346,17 @@ def security_violation(result: Result) -> Optional[str]:
     """The SV message when a run counts as a security violation, else None: the filter killed
     it, or it failed after the filter denied it a call. Solutions run with denial reports on
     (SANDBOX_OPTIONS), so the message names the syscall and its first arguments."""
-    from .syscall_report import action_text, decode_args
-
-    def call(rec) -> str:
-        return "%s(%s)" % (rec.get("syscall") or "syscall %d" % rec["nr"],
-                           decode_args(rec.get("syscall"), rec.get("args")))
+    from .syscall_report import action_text, call_text
 
     if result.verdict == "SECCOMP_KILLED":
         if result.killed_by:
-            return "killed by the seccomp filter at %s" % call(result.killed_by)
+            return "killed by the seccomp filter at %s" % call_text(result.killed_by)
         return "killed by the seccomp filter (SIGSYS); the syscall is not reported"
     if result.verdict in ("NONZERO_EXIT", "SIGNALED") and result.denials:
         first = min(result.denials, key=lambda d: d["first"]["time"])
         more = len(result.denials) - 1
         return "failed after the seccomp filter denied %s: %s x%d%s" % (
-            call(first["first"]), action_text(first), first["count"],
+            call_text(first["first"]), action_text(first), first["count"],
             " (and %d more syscall%s)" % (more, "" if more == 1 else "s") if more else "")
     return None
 

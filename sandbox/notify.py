@@ -9,11 +9,11 @@ This module makes the rewritten program and turns the supervisor's raw report in
 from __future__ import annotations
 
 import struct
-from typing import Iterable, Optional
+from typing import Iterable
 
 from . import _core
-from .policy import (RET_ALLOW, RET_ERRNO, RET_KILL_PROCESS, RET_KILL_THREAD, RET_LOG, RET_TRACE,
-                     RET_TRAP, RET_USER_NOTIF)
+from .policy import RET_ERRNO, RET_KILL_PROCESS, RET_KILL_THREAD, RET_LOG, RET_USER_NOTIF
+from .syscall_log import action_word, arch_and_name
 from .syscall_report import KEYED
 
 RET_ACTION_FULL = 0xFFFF0000
@@ -23,12 +23,6 @@ _INSN = struct.Struct("=HBBI")
 
 LOGGED = frozenset({RET_LOG})
 DENIED = frozenset({RET_ERRNO, RET_KILL_PROCESS, RET_KILL_THREAD})
-
-# what the action names in records are called (as in profiles, without SCMP_ACT_)
-_ACTION_WORD = {RET_LOG: "LOG", RET_ERRNO: "ERRNO", RET_KILL_PROCESS: "KILL_PROCESS",
-                RET_KILL_THREAD: "KILL_THREAD", RET_TRAP: "TRAP", RET_TRACE: "TRACE",
-                RET_ALLOW: "ALLOW", RET_USER_NOTIF: "NOTIFY"}
-
 
 def returns(program: bytes) -> set:
     """The action classes (ret value & RET_ACTION_FULL) a program can return."""
@@ -52,39 +46,6 @@ def rewrite(program: bytes, actions: Iterable[int]) -> bytes:
     return bytes(out)
 
 
-_ARCH_NAMES: dict = {}
-
-
-def arch_name(audit_arch: int) -> str:
-    """"x86_64", "x86", "x32", ... for an AUDIT_ARCH value (x32 shares x86_64's value: the
-    caller tells x32 apart by bit 30 of the syscall number)."""
-    if not _ARCH_NAMES:
-        for name in _core.arch_names():
-            info = _core.arch_info(name)
-            _ARCH_NAMES.setdefault(info["audit_arch"], name)
-    return _ARCH_NAMES.get(audit_arch, "%#x" % audit_arch)
-
-
-def _arch_of(audit_arch: int, nr: int) -> str:
-    name = arch_name(audit_arch)
-    if name == "x86_64" and nr >= 0x40000000:
-        return "x32"
-    return name
-
-
-def syscall_of(arch: str, nr: int) -> Optional[str]:
-    try:
-        return _core.syscall_name(arch, nr)
-    except (ValueError, KeyError):
-        return None
-
-
-def _action_fields(ret: int) -> tuple:
-    action = ret & RET_ACTION_FULL
-    word = _ACTION_WORD.get(action, "%#x" % action)
-    return word, (ret & 0xFFFF) if action == RET_ERRNO else None
-
-
 def keys_for(arches: Iterable[str]) -> list:
     """The supervisor's argument keys (syscall_report.KEYED) on every arch of a policy."""
     keys = []
@@ -99,11 +60,12 @@ def keys_for(arches: Iterable[str]) -> list:
 
 def record(raw: dict) -> dict:
     """One record from the supervisor's raw form."""
-    arch = _arch_of(raw["arch"], raw["nr"])
-    action, errno = _action_fields(raw["action"])
-    rec = {"pid": raw["pid"], "tid": raw["tid"], "vpid": raw["vpid"], "arch": arch, "nr": raw["nr"],
-           "syscall": syscall_of(arch, raw["nr"]), "args": list(raw["args"]), "ip": raw["ip"],
-           "time": round(raw["t_ns"] / 1e9, 6), "action": action, "errno": errno}
+    arch, name = arch_and_name(raw["arch"], raw["nr"])
+    ret = raw["action"]
+    rec = {"pid": raw["pid"], "tid": raw["tid"], "vpid": raw["vpid"], "arch": arch,
+           "nr": raw["nr"], "syscall": name, "args": list(raw["args"]), "ip": raw["ip"],
+           "time": round(raw["t_ns"] / 1e9, 6), "action": action_word(ret),
+           "errno": (ret & 0xFFFF) if (ret & RET_ACTION_FULL) == RET_ERRNO else None}
     if raw.get("answer"):
         rec["gone"] = True  # the caller vanished before the answer (killed while waiting)
     return rec
@@ -135,9 +97,3 @@ def seccomp_log(report: dict, *, backend: str = "notify") -> dict:
         else None,
     }
 
-
-def describe_action(word: str, errno: Optional[int]) -> str:
-    if word == "ERRNO" and errno is not None:
-        import errno as errno_mod
-        return "ERRNO(%s)" % errno_mod.errorcode.get(errno, errno)
-    return word

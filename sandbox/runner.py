@@ -771,12 +771,9 @@ class Sandbox:
         if rec is None:
             return
         if result.seccomp_log is None:
-            result.seccomp_log = {"backend": "kernel", "complete": False,
-                                  "reason": "only the kill was looked up in the kernel log",
-                                  "total": 0, "syscalls": [], "records": [],
-                                  "records_dropped": 0, "killed_by": rec}
-        else:
-            result.seccomp_log["killed_by"] = rec
+            result.seccomp_log = syscall_log.kernel_seccomp_log(auditlog.unavailable(
+                "only the kill was looked up in the kernel log"))
+        result.seccomp_log["killed_by"] = rec
 
     def _zygote_spawn(self, zy, args, kw):
         """(pid, pidfd, report_fd, zygote) through zy (from _take_zygote, given back here),
@@ -907,6 +904,11 @@ def _spawn_message(e, exe, cwd, landlocked=False) -> str:
         return "installing the seccomp filter failed: %s" % os.strerror(err)
     if e.stage == "landlock":
         return "applying the Landlock ruleset failed: %s" % os.strerror(err)
+    if e.stage == "seccomp-listener":
+        return ("could not take the seccomp notification listener from the child (%s): the "
+                "supervisor needs ptrace access to it for pidfd_getfd (Linux 5.6+; see "
+                "kernel.yama.ptrace_scope, or run as root); log_backend='kernel' or 'none' and no "
+                "report_denials avoid the listener" % os.strerror(err))
     if err == _errno.EPERM and e.stage in _NEEDS_PRIVILEGE:
         return ("child set-up failed at %s: %s (%s needs root or CAP_SYS_ADMIN/CAP_SETUID; "
                 "run as root, or drop the option)" % (e.stage, os.strerror(err),

@@ -16,7 +16,33 @@ A record is a dict:
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Optional, Tuple
+
+X32_BIT = 0x40000000
+_ARCHES: dict = {}
+
+
+def arch_and_name(audit_arch: int, nr: int) -> Tuple[str, Optional[str]]:
+    """(arch, syscall name or None) of a call as seccomp sees it: x32 shares x86_64's
+    AUDIT_ARCH and is told apart by bit 30 of the number; an arch we have no table for is
+    "0x...". Both backends name their records with this."""
+    from . import _core
+    if not _ARCHES:
+        for name in _core.arch_names():
+            if name != "x32":
+                _ARCHES[_core.arch_info(name)["audit_arch"]] = name
+    arch = _ARCHES.get(audit_arch)
+    if arch == "x86_64" and nr & X32_BIT:
+        arch = "x32"
+    if arch is None:
+        return "0x%08x" % audit_arch, None
+    return arch, _core.syscall_name(arch, nr & 0xFFFFFFFF)
+
+
+def action_word(ret: int) -> str:
+    """A record's action: "LOG", "ERRNO", "KILL_PROCESS", ... (its data left out)."""
+    from .policy import action_name
+    return action_name(ret & 0xFFFF0000).partition("(")[0]
 
 RECORD_KEYS = ("pid", "arch", "nr", "syscall", "args", "ip", "time", "action", "errno", "comm",
                "exe")

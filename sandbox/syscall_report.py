@@ -124,11 +124,12 @@ def action_text(entry: dict) -> str:
     return entry["action"]
 
 
-def _call_text(entry: dict) -> str:
-    first = entry.get("first") or {}
-    name = entry.get("syscall") or "syscall %d" % entry["nr"]
-    arch = "" if entry.get("arch") in (None, "x86_64") else " [%s]" % entry["arch"]
-    return "%s(%s)%s" % (name, decode_args(entry.get("syscall"), first.get("args")), arch)
+def call_text(rec: dict) -> str:
+    """name(decoded first arguments) [arch unless x86_64] of one record (a per-syscall entry's
+    "first", a killed_by, ...)."""
+    name = rec.get("syscall") or "syscall %d" % rec["nr"]
+    arch = "" if rec.get("arch") in (None, "x86_64") else " [%s]" % rec["arch"]
+    return "%s(%s)%s" % (name, decode_args(rec.get("syscall"), rec.get("args")), arch)
 
 
 def summary_lines(seccomp_log: Optional[dict], limit: int = 20) -> List[str]:
@@ -144,14 +145,13 @@ def summary_lines(seccomp_log: Optional[dict], limit: int = 20) -> List[str]:
     lines.append("seccomp: %d call%s logged or denied in %d syscall%s (%s)" % (
         total, "" if total == 1 else "s", len(entries), "" if len(entries) == 1 else "s", how))
     for e in entries[:limit]:
-        lines.append("  %-16s x%-7d first: %s" % (action_text(e), e["count"], _call_text(e)))
+        lines.append("  %-16s x%-7d first: %s" % (action_text(e), e["count"],
+                                                    call_text(e["first"])))
     if len(entries) > limit:
         lines.append("  ... %d more (see the JSON Result)" % (len(entries) - limit))
     killed = seccomp_log.get("killed_by")
     if killed:
-        lines.append("  the run was killed by the filter at %s" % _call_text(
-            {"syscall": killed["syscall"], "nr": killed["nr"], "arch": killed["arch"],
-             "first": killed}))
+        lines.append("  the run was killed by the filter at %s" % call_text(killed))
     return lines
 
 
@@ -164,4 +164,4 @@ def emit_logging(seccomp_log: Optional[dict], argv: Iterable[str]) -> None:
         level = logging.INFO if e["action"] == "LOG" else logging.WARNING
         if log.isEnabledFor(level):
             log.log(level, "%s: %s x%d, first %s", cmd[:200], action_text(e), e["count"],
-                    _call_text(e), extra={"seccomp": e})
+                    call_text(e["first"]), extra={"seccomp": e})

@@ -26,11 +26,11 @@ def c_level(program: bytes, rounds: int, per: int) -> dict:
     # zygote's wire protocol)
     csrc = os.path.join(str(common.ROOT), "csrc")
     core = [os.path.join(csrc, c)
-            for c in ("spawn.c", "notify.c", "bpf_emu.c", "watch.c", "zygote.c")]
+            for c in ("spawn.c", "spawner.c", "notify.c", "bpf_emu.c", "watch.c", "zygote.c")]
     with tempfile.TemporaryDirectory() as tmp:
         exe = os.path.join(tmp, "spawnbench")
         zygote = os.path.join(tmp, "sandbox-zygote")
-        subprocess.run(["gcc", "-O2", "-o", exe, src, *core], check=True)
+        subprocess.run(["gcc", "-O2", "-pthread", "-o", exe, src, *core], check=True)
         subprocess.run(["gcc", "-O2", "-static", "-o", zygote,
                         os.path.join(csrc, "zygote", "main.c"), *core], check=True)
         bpf = os.path.join(tmp, "docker.bpf")
@@ -46,14 +46,17 @@ def c_level(program: bytes, rounds: int, per: int) -> dict:
 
 
 def python_level(path: str, rounds: int, per: int) -> dict:
-    plain = Sandbox(path, use_cgroup=False, pid_namespace=False)
+    plain = Sandbox(path, use_cgroup=False, pid_namespace=False, spawner=False)
+    threaded = Sandbox(path, use_cgroup=False, pid_namespace=False)
     isolated = Sandbox(path)  # as root: PID + mount namespace, sandbox-init, run cgroup
     unconfined = Sandbox(None, use_cgroup=False, pid_namespace=False)
     zygote = Sandbox(path, use_cgroup=False, pid_namespace=False, zygote=True)
     zygote_root = Sandbox(path, zygote=True)  # as root: the zygote's PID namespace, cgroups
     fns = {
         "subprocess.run (no filter)": lambda: subprocess.run(["/bin/true"], capture_output=True),
-        "Sandbox.run, Docker filter": lambda: plain.run(["/bin/true"]),
+        "Sandbox.run, Docker filter (spawner thread, the default)":
+            lambda: threaded.run(["/bin/true"]),
+        "Sandbox.run, Docker filter, installed per run": lambda: plain.run(["/bin/true"]),
         "Sandbox.run, Docker filter, zygote": lambda: zygote.run(["/bin/true"]),
         "Sandbox.run, unconfined": lambda: unconfined.run(["/bin/true"]),
     }
@@ -67,6 +70,7 @@ def python_level(path: str, rounds: int, per: int) -> dict:
     finally:
         zygote.close()
         zygote_root.close()
+        threaded.close()
 
 
 def main(rounds=20, per=25):
@@ -80,6 +84,7 @@ def main(rounds=20, per=25):
     rows = [[name, "%.0f" % v[0], "%.0f" % v[1], "%.0f" % v[2], "%.2f" % (v[0] / base)]
             for name, v in (("posix_spawn (baseline)", c["posix_spawn"]),
                             ("sb_spawn + Docker filter", c["core_filter"]),
+                            ("spawner thread job (filter inherited)", c["core_spawner"]),
                             ("zygote job (filter inherited)", c["core_zygote"]),
                             ("sb_spawn, no filter", c["core_nofilter"]))]
     print(common.table(["entry", "median us", "p10", "p90", "x posix_spawn"], rows))

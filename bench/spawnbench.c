@@ -1,7 +1,8 @@
 /* Spawn+wait latency of /bin/true: posix_spawn (the baseline) against our C core (sb_spawn:
- * vfork, set-up, NO_NEW_PRIVS, the compiled filter, execve) and against the pre-filtered
- * zygote (started once with the filter; per job: request, fork, set-up, execve, report),
- * interleaved in blocks.
+ * vfork, set-up, NO_NEW_PRIVS, the compiled filter, execve), against the pre-filtered spawner
+ * thread (filter installed on it once; per run: hand-over, vfork, set-up, execve) and against
+ * the pre-filtered zygote (started once with the filter; per job: request, fork, set-up,
+ * execve, report), interleaved in blocks.
  * usage: spawnbench FILTER.bpf ROUNDS PER_ROUND [ZYGOTE_EXE]   (prints "name median_us p10 p90") */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "../csrc/spawn.h"
+#include "../csrc/spawner.h"
 #include "../csrc/zygote.h"
 
 extern char **environ;
@@ -52,6 +54,22 @@ static void core_block(struct sb_spawn_req *req, const struct sock_filter *filte
 		double start = now_us();
 
 		sb_spawn(req, &res);
+		waitpid(res.pid, &status, 0);
+		t[i] = now_us() - start;
+		close(res.pidfd);
+	}
+}
+
+/* `per` spawn+wait rounds through the spawner thread (the child inherits its filter). */
+static void spawner_block(struct sb_spawner *sp, struct sb_spawn_req *req, double *t, int per)
+{
+	req->filter = NULL;
+	for (int i = 0; i < per; i++) {
+		struct sb_spawn_result res;
+		int status;
+		double start = now_us();
+
+		sb_spawner_spawn(sp, req, &res);
 		waitpid(res.pid, &status, 0);
 		t[i] = now_us() - start;
 		close(res.pidfd);
@@ -113,8 +131,9 @@ int main(int argc, char **argv)
 	struct sock_filter *prog;
 	struct stat st;
 	int fd, rounds, per, n = 0;
-	double *t_posix, *t_core, *t_nofilter, *t_zygote;
-	int zsock = -1;
+	double *t_posix, *t_core, *t_nofilter, *t_zygote, *t_spawner;
+	int zsock = -1, stage;
+	struct sb_spawner *sp;
 
 	if (argc != 4 && argc != 5)
 		return 2;
@@ -130,6 +149,7 @@ int main(int argc, char **argv)
 	t_core = calloc(rounds * per, sizeof(double));
 	t_nofilter = calloc(rounds * per, sizeof(double));
 	t_zygote = calloc(rounds * per, sizeof(double));
+	t_spawner = calloc(rounds * per, sizeof(double));
 
 	struct sb_spawn_req req;
 	memset(&req, 0, sizeof(req));
@@ -145,6 +165,9 @@ int main(int argc, char **argv)
 	req.filter_flags = 4; /* SPEC_ALLOW, as runc */
 	if (argc == 5 && (zsock = start_zygote(argv[4], prog, req.filter_len)) < 0)
 		return 3;
+	sp = sb_spawner_start(prog, req.filter_len, req.filter_flags, &stage);
+	if (!sp)
+		return 4;
 
 	for (int r = 0; r < rounds; r++) {
 		for (int i = 0; i < per; i++) {
@@ -158,6 +181,7 @@ int main(int argc, char **argv)
 		}
 		core_block(&req, prog, t_core + n, per);
 		core_block(&req, NULL, t_nofilter + n, per);
+		spawner_block(sp, &req, t_spawner + n, per);
 		if (zsock >= 0)
 			zygote_block(zsock, &req, t_zygote + n, per);
 		n += per;
@@ -165,6 +189,8 @@ int main(int argc, char **argv)
 	report("posix_spawn", t_posix, n);
 	report("core_filter", t_core, n);
 	report("core_nofilter", t_nofilter, n);
+	report("core_spawner", t_spawner, n);
+	sb_spawner_stop(sp);
 	if (zsock >= 0)
 		report("core_zygote", t_zygote, n);
 	return 0;

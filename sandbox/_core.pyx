@@ -461,6 +461,16 @@ cdef extern from "spawn.h" nogil:
     int sb_spawn(const sb_spawn_req *req, sb_spawn_result *res)
     const char *sb_stage_name(int stage)
 
+cdef extern from "spawner.h" nogil:
+    struct sb_spawner:
+        pass
+    enum: SB_SPAWNER_GONE
+    sb_spawner *sb_spawner_start(const sock_filter *filter, uint32_t len, unsigned int flags,
+                                 int *stage)
+    int sb_spawner_spawn(sb_spawner *s, const sb_spawn_req *req, sb_spawn_result *res)
+    int sb_spawner_tid(const sb_spawner *s)
+    void sb_spawner_stop(sb_spawner *s)
+
 cdef extern from "landlock.h" nogil:
     int sb_landlock_abi()
     uint64_t sb_landlock_fs_rights(int abi)
@@ -594,6 +604,48 @@ class ZygoteError(OSError):
                                                  os_strerror(err)))
 
 
+class SpawnerGone(OSError):
+    """The spawner thread cannot serve: this process is a fork of the one that started it, or
+    it was stopped. Nothing was started."""
+
+
+cdef class Spawner:
+    """A thread of this process with NO_NEW_PRIVS and `program` installed on itself (not on the
+    process), which starts runs for spawn(spawner=): its children inherit the filter, so no run
+    installs one (csrc/spawner.h). The thread runs under the filter: the caller checks first that
+    the profile allows what it does (sandbox/spawner.py). Raises SpawnError when the filter
+    cannot be installed. stop() (or garbage collection) ends the thread."""
+    cdef sb_spawner *s
+
+    def __cinit__(self, program, unsigned int filter_flags=0):
+        cdef const unsigned char[::1] view = program
+        cdef int stage = 0
+        cdef uint32_t n = <uint32_t>(len(program) // 8)
+        if n == 0:
+            raise ValueError("empty filter")
+        with nogil:
+            self.s = sb_spawner_start(<const sock_filter *>&view[0], n, filter_flags, &stage)
+        if self.s == NULL:
+            raise SpawnError(stage_name(stage), errno)
+
+    @property
+    def tid(self):
+        """The thread's id (its /proc/self/task/TID/status shows the filter)."""
+        return sb_spawner_tid(self.s) if self.s != NULL else -1
+
+    def stop(self):
+        cdef sb_spawner *s = self.s
+        self.s = NULL
+        if s != NULL:
+            with nogil:
+                sb_spawner_stop(s)
+
+    def __dealloc__(self):
+        if self.s != NULL:
+            sb_spawner_stop(self.s)
+            self.s = NULL
+
+
 def os_strerror(int err):
     import os
     return os.strerror(err) if err else "unknown error"
@@ -681,7 +733,8 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
           list cgroup_fds=None, ids=None, caps=None, int last_cap=40, int pdeathsig=0,
           program=None, unsigned int filter_flags=0, int keep_fd=-1, bint new_pidns=False,
           bytes init_exe=None, int landlock_fd=-1, Notifier notifier=None,
-          bint notify_share_vm=False, loginuid=None, int zygote_sock=-1):
+          bint notify_share_vm=False, loginuid=None, int zygote_sock=-1,
+          Spawner spawner=None):
     """Start one sandboxed process. Returns (pid, pidfd, status_fd); raises SpawnError (stage, errno) when
     the child failed before execve. All arguments are bytes/ints prepared by sandbox.runner.
     loginuid (an int uid): the child writes it to /proc/self/loginuid so the run gets an audit
@@ -689,7 +742,10 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
     zygote_sock: ask that zygote to start it instead (program, keep_fd, new_pidns and init_exe
     are then the zygote's own; so are notifier, landlock_fd and loginuid, which the caller must
     not use with it); status_fd is then the report pipe for watch(report_fd=); raises
-    ZygoteError when the zygote is unreachable or died. One call at a time per socket."""
+    ZygoteError when the zygote is unreachable or died. One call at a time per socket.
+    spawner: start it from that pre-filtered thread (program and notifier must be None,
+    new_pidns False: the child inherits the thread's filter); raises SpawnerGone when the
+    thread cannot serve (nothing started)."""
     cdef sb_spawn_req req
     cdef sb_spawn_result res
     cdef list keep = []
@@ -701,6 +757,14 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
     cdef const unsigned char[::1] prog_view
     cdef Py_ssize_t i
     cdef int rc, transport_err = 0
+    cdef sb_spawner *c_spawner = NULL
+    if spawner is not None:
+        if program is not None or notifier is not None or new_pidns or zygote_sock >= 0:
+            raise ValueError("a spawner's child inherits its filter: no program, notifier, "
+                             "PID namespace or zygote")
+        c_spawner = spawner.s
+        if c_spawner == NULL:
+            raise SpawnerGone(3, "the spawner thread was stopped")  # ESRCH
     rlimits = rlimits or []
     cgroup_fds = cgroup_fds or []
     memset(&req, 0, sizeof(req))
@@ -768,6 +832,8 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
             if zygote_sock >= 0:
                 rc = sb_zygote_spawn(zygote_sock, &req, &res)
                 transport_err = errno
+            elif c_spawner != NULL:
+                rc = sb_spawner_spawn(c_spawner, &req, &res)
             else:
                 rc = sb_spawn(&req, &res)
     finally:
@@ -776,6 +842,8 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
         free(c_rl)
         free(c_cg)
         free(c_groups)
+    if c_spawner != NULL and rc == SB_SPAWNER_GONE:
+        raise SpawnerGone(3, "the spawner thread belongs to another process (a fork's parent)")
     if rc == SB_ZYGOTE_NOT_SENT or rc == SB_ZYGOTE_NO_REPLY:
         raise ZygoteError(transport_err, rc == SB_ZYGOTE_NO_REPLY)
     if rc < 0:

@@ -74,7 +74,9 @@ class Result:
                                            # for, else {"available", "abi", "ro", "rw",
                                            # "scratch"} (+ "reason" when the kernel had none)
     spawn_path: str = "direct"             # "zygote": started by the Sandbox's pre-filtered
-                                           # zygote (inheriting its filter), "direct": by us
+                                           # zygote (inheriting its filter); "spawner-thread":
+                                           # by its pre-filtered thread (inheriting that
+                                           # thread's filter); "direct": installing its own
     warnings: list = dataclasses.field(default_factory=list)
 
     @property

@@ -16,7 +16,7 @@ import threading
 from typing import Optional, Sequence
 
 from . import (_core, auditlog, builtin, landlock, notify, profile as _profile, syscall_log,
-               syscall_report, zygote as _zygote)
+               spawner as _spawner, syscall_report, zygote as _zygote)
 from .filter import Filter, compile_policy
 from .limits import Limits
 from .policy import Policy, RET_ALLOW, RET_LOG, json_action_name
@@ -215,6 +215,10 @@ class Sandbox:
     `sandbox batch` turns it on. Its jobs share a PID namespace (their zygote's, when this
     Sandbox has pid_namespace) instead of one each, so they can see one another; as root each
     job gets its own cgroup to contain its tree. Call close() (or use `with`) to stop them.
+    spawner (default on): runs without a PID namespace of their own start from a thread of
+    this process that installed the filter on itself once (sandbox/spawner.py), so they skip
+    the per-run install too, when every action of the profile is ALLOW or ERRNO and it allows
+    what that thread does (`spawner_refusal` says why not; spawn_path "spawner-thread").
     """
 
     def __init__(self, profile="default", *, caps=None, host_arch=None, kernel=None,
@@ -225,7 +229,7 @@ class Sandbox:
                  use_cgroup=True, pid_namespace=None, pdeathsig=signal.SIGKILL,
                  protect_supervisor=True, log_backend="notify", report_denials=False,
                  log_records=100, fs_ro=None, fs_rw=None, fs_unrestricted=False,
-                 allow_no_landlock=False, zygote=False):
+                 allow_no_landlock=False, zygote=False, spawner=True):
         self._ruleset = None
         if protect_supervisor:
             _protect_supervisor()
@@ -272,6 +276,13 @@ class Sandbox:
         if self.zygote:
             self.zygote_refusal = self.refusal or self._zygote_misfit() or _zygote.refusal(
                 self.filter, ids=self.user is not None, caps=self.caps_mask is not None)
+        self._spawner = None
+        self.spawner_refusal = "turned off (spawner=False)" if not spawner else (
+            self.refusal or self._spawner_misfit() or _spawner.refusal(
+                self.filter, ids=self.user is not None, caps=self.caps_mask is not None,
+                landlock=self.fs is not None))
+        if self.spawner_refusal is None:
+            self._spawner = _spawner.SpawnerSlot(self.filter.program, self.filter_flags)
         self._zygotes = []           # started ones; each serves one request at a time
         self._zygote_turn = 0
         self._zygote_lock = threading.Lock()
@@ -367,9 +378,23 @@ class Sandbox:
             zygotes, self._zygotes = self._zygotes, []
         for z in zygotes:
             z.close()
+        if self._spawner is not None:
+            self._spawner.close()
         if self._ruleset is not None:
             self._ruleset.close()
             self._ruleset = None
+
+    def _spawner_misfit(self) -> Optional[str]:
+        """Why this Sandbox's runs cannot inherit their filter from a spawner thread, or None."""
+        if self.filter is None:
+            return "no filter to install"
+        if self.pid_namespace:
+            return "each run starts a PID namespace, which the filter may deny to clone"
+        if self.notify_program is not None:
+            return "the filter answers calls through a notification listener of each run's own"
+        if self.kernel_log:
+            return "the kernel log backend gives each run an audit session of its own"
+        return None
 
     def _zygote_misfit(self) -> Optional[str]:
         """Why this Sandbox's runs need a start of their own, or None. A zygote's jobs inherit
@@ -482,8 +507,7 @@ class Sandbox:
         stdin: None or DEVNULL (/dev/null), bytes/str (fed through a pipe), INHERIT, or an open
         file / descriptor. stdout, stderr: PIPE (captured in the Result), INHERIT, DEVNULL, or
         an open file / descriptor. fs_ro, fs_rw: this run's Landlock lists instead of the
-        Sandbox's (its ruleset is then built for the run).
-        an open file / descriptor. run_slot: a threading.Semaphore (or anything with acquire()
+        Sandbox's (its ruleset is then built for the run). run_slot: a threading.Semaphore (or anything with acquire()
         and release()) held only from the command's start to its end, so that a batch bounds
         the commands running at once while other threads prepare runs and build Results.
         """
@@ -664,11 +688,23 @@ class Sandbox:
             if notifier is not None:
                 notifier.set_start(start)
             status_fd = report_fd = -1
+            spawn_path = None
             try:
                 if zy is not None:
                     pid, pidfd, report_fd, zy = self._zygote_spawn(zy, args, kw)
                 if zy is None:
                     own_pidns = self.pid_namespace  # (the zygote may have been given up)
+                    if self._spawner is not None and not own_pidns:
+                        spawner = self._spawner.get()
+                        if spawner is not None:
+                            try:
+                                pid, pidfd, status_fd = _core.spawn(*args, **kw,
+                                                                    spawner=spawner)
+                                spawn_path = "spawner-thread"
+                            except _core.SpawnerGone:
+                                self._spawner.forget()
+                if spawn_path is None and zy is None:
+                    spawn_path = "direct"
                     pid, pidfd, status_fd = _core.spawn(
                         *args, **kw,
                         program=(self.notify_program or self.filter.program) if self.filter
@@ -747,8 +783,8 @@ class Sandbox:
                                    capture_out=stdout is PIPE, capture_err=stderr is PIPE,
                                    log=log)
             result.cancelled = cancelled
+            result.spawn_path = spawn_path or "zygote"
             if zy is not None:
-                result.spawn_path = "zygote"
                 result.pid_namespace = self.pid_namespace
             if result.verdict == "SECCOMP_KILLED" and not result.killed_by:
                 self._name_the_kill(result, start, exe)

@@ -41,21 +41,14 @@ _PR_SET_PDEATHSIG, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS, _PR_CAP_AMBIENT = 1, 
 _CLONE_VFORK_FLAGS = 0x100 | 0x4000 | int(signal.SIGCHLD)   # CLONE_VM | CLONE_VFORK
 
 
-def needed_syscalls(arch: str, ids: bool, caps: bool) -> list:
-    """(name, args) of every call the zygote and a job's set-up make under the filter, after
-    the zygote's own start (which is checked by starting it)."""
-    fork = ("vfork", ()) if arch in ("x86_64", "x32", "x86") else ("clone", (_CLONE_VFORK_FLAGS,))
-    wait = ("poll", ()) if arch in ("x86_64", "x32", "x86") else ("ppoll", ())
+def job_setup_calls(arch: str, ids: bool, caps: bool) -> list:
+    """(name, args) of every call csrc/spawn.c's child makes before execve when it inherits its
+    filter (from a zygote or a spawner thread) instead of installing one."""
     calls = [
-        # the zygote's loop
-        ("recvmsg", ()), ("sendmsg", ()), wait, ("waitid", ()), ("wait4", ()), ("kill", ()),
-        ("pidfd_open", ()), ("pipe2", ()), ("read", ()), ("write", ()), ("close", ()), fork,
-        ("rt_sigprocmask", ()), ("rt_sigaction", ()), ("exit_group", ()),
-        ("prctl", (_PR_SET_DUMPABLE, 0)),
-        # a job's set-up (csrc/spawn.c's child)
         ("setsid", ()), ("fcntl", ()), ("dup3", ()), ("close_range", ()), ("chdir", ()),
-        ("umask", ()), ("prlimit64", ()), ("prctl", (_PR_SET_PDEATHSIG, 9)),
-        ("prctl", (_PR_SET_NO_NEW_PRIVS, 1)), ("execve", ()),
+        ("umask", ()), ("prlimit64", ()), ("write", ()), ("prctl", (_PR_SET_PDEATHSIG, 9)),
+        ("prctl", (_PR_SET_NO_NEW_PRIVS, 1)), ("rt_sigprocmask", ()), ("rt_sigaction", ()),
+        ("execve", ()), ("exit_group", ()),
     ]
     if caps:
         calls += [("prctl", (_PR_CAPBSET_DROP, 0)), ("capset", ()),
@@ -63,6 +56,23 @@ def needed_syscalls(arch: str, ids: bool, caps: bool) -> list:
     if ids:
         calls += [("setgroups", ()), ("setresgid", ()), ("setresuid", ())]
     return calls
+
+
+def vfork_call(arch: str) -> tuple:
+    """How csrc/spawn.c starts a child on this arch: vfork where there is one, else clone."""
+    if arch in ("x86_64", "x32", "x86"):
+        return ("vfork", ())
+    return ("clone", (_CLONE_VFORK_FLAGS,))
+
+
+def needed_syscalls(arch: str, ids: bool, caps: bool) -> list:
+    """(name, args) of every call the zygote and a job's set-up make under the filter, after
+    the zygote's own start (which is checked by starting it)."""
+    wait = ("poll", ()) if arch in ("x86_64", "x32", "x86") else ("ppoll", ())
+    # the zygote's loop, then a job's set-up
+    return [("recvmsg", ()), ("sendmsg", ()), wait, ("waitid", ()), ("wait4", ()), ("kill", ()),
+            ("pidfd_open", ()), ("pipe2", ()), ("read", ()), ("close", ()), vfork_call(arch),
+            ("prctl", (_PR_SET_DUMPABLE, 0))] + job_setup_calls(arch, ids, caps)
 
 
 def refusal(flt, ids: bool, caps: bool) -> Optional[str]:

@@ -70,6 +70,7 @@ static const char *const stage_names[SB_STAGE_COUNT] = {
 	[SB_STAGE_FORK] = "fork",
 	[SB_STAGE_INIT] = "sandbox-init",
 	[SB_STAGE_LISTENER] = "seccomp-listener",
+	[SB_STAGE_SUBREAPER] = "subreaper",
 };
 
 const char *sb_stage_name(int stage)
@@ -270,6 +271,8 @@ static __attribute__((noreturn)) void child(const struct sb_spawn_req *r, int pi
 	}
 	if (r->pdeathsig)
 		CHECK(SB_STAGE_PDEATHSIG, raw(SYS_prctl, PR_SET_PDEATHSIG, r->pdeathsig, 0, 0, 0));
+	if (r->child_subreaper)
+		CHECK(SB_STAGE_SUBREAPER, raw(SYS_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0));
 
 	/* 8. unblock signals now: after the filter is in place the only call left is execve */
 	raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)empty, 0, 8, 0);

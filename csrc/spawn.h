@@ -37,6 +37,7 @@ enum sb_stage {
 	SB_STAGE_FORK,        /* vfork itself failed (reported by the parent) */
 	SB_STAGE_INIT,        /* pid 1 could not become sandbox-init */
 	SB_STAGE_LISTENER,    /* the supervisor could not take over the notification listener */
+	SB_STAGE_SUBREAPER,   /* PR_SET_CHILD_SUBREAPER for the command (a zygote's job) */
 	SB_STAGE_COUNT
 };
 
@@ -86,6 +87,10 @@ struct sb_spawn_req {
 	int notify_share_vm;          /* with notify: share our memory with the child (needs
 					 CAP_SYS_PTRACE to take the listener from a process that
 					 shares our non-dumpable memory); 0: a copy, as fork */
+	int child_subreaper;          /* 1: the command is the subreaper of everything it starts
+					 (PR_SET_CHILD_SUBREAPER, kept across execve), so whatever it
+					 leaves behind is reparented to our caller only once the command
+					 itself has ended: how a zygote tells which job left an orphan */
 	const char *loginuid;         /* decimal uid written to /proc/self/loginuid first thing, so
 					 the run gets an audit session (`ses=` in audit records) of
 					 its own that every descendant inherits; best effort: on

@@ -64,8 +64,10 @@ class Result:
     profile_digest: Optional[str] = None   # sha256 of the compiled policy (None: unconfined)
     filter_instructions: int = 0
     limits: dict = dataclasses.field(default_factory=dict)
-    containment: str = "process-group"     # "cgroup", "pid-namespace" or "process-group": what
-                                           # made sure nothing the command started outlived it
+    containment: str = "process-group"     # "cgroup", "pid-namespace", "zygote-subreaper" (the
+                                           # zygote killed what the job left) or
+                                           # "process-group": what made sure nothing the
+                                           # command started outlived it
     pid_namespace: bool = False            # the command ran in a PID namespace of its own
     cancelled: bool = False                # killed by sandbox.runner.cancel_all()
     seccomp_log: Optional[dict] = None     # the calls the filter logged or (with denial reports)

@@ -609,12 +609,15 @@ class Sandbox:
         own_pidns = self.pid_namespace and not via_zygote
         try:
             # A cgroup enforces memory, pids and whole-tree CPU limits, and contains the tree
-            # of a run without a PID namespace. A PID namespace already contains its tree, and
-            # joining a cgroup costs a task migration (an RCU grace period on cgroup v1/v2
-            # without favordynmods): skip it when nothing needs it.
+            # of a run without a PID namespace. A PID namespace already contains its tree, so
+            # does the zygote for its jobs (csrc/zygote/main.c: each job's command is the
+            # subreaper of its tree, the zygote kills what a finished job leaves), and joining
+            # a cgroup costs a task migration (an RCU grace period on cgroup v1/v2 without
+            # favordynmods): skip it when nothing needs it.
             needs_limits = (limits.memory is not None or limits.processes is not None
                             or limits.cpu_time is not None)
-            if self.use_cgroup and (needs_limits or (self.is_root and not own_pidns)):
+            if self.use_cgroup and (needs_limits or (self.is_root and not own_pidns
+                                                     and not via_zygote)):
                 cg = _make_cgroup(limits)
             stdio = []
             # stdin
@@ -694,6 +697,10 @@ class Sandbox:
                     pid, pidfd, report_fd, zy = self._zygote_spawn(zy, args, kw)
                 if zy is None:
                     own_pidns = self.pid_namespace  # (the zygote may have been given up)
+                    if via_zygote and cg is None and self.use_cgroup and self.is_root \
+                            and not own_pidns:
+                        cg = _make_cgroup(limits)  # what the zygote would have contained
+                        kw["cgroup_fds"] = list(cg.procs_fds) if cg else []
                     if self._spawner is not None and not own_pidns:
                         spawner = self._spawner.get()
                         if spawner is not None:
@@ -785,6 +792,8 @@ class Sandbox:
             result.cancelled = cancelled
             result.spawn_path = spawn_path or "zygote"
             if zy is not None:
+                if result.containment == "process-group":
+                    result.containment = "zygote-subreaper"
                 result.pid_namespace = self.pid_namespace
             if result.verdict == "SECCOMP_KILLED" and not result.killed_by:
                 self._name_the_kill(result, start, exe)

@@ -37,6 +37,7 @@ _START_TIMEOUT_S = 10.0
 
 CAP_SETGID, CAP_SETUID, CAP_SETPCAP = 6, 7, 8
 _PR_SET_DUMPABLE = 4
+_PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_PDEATHSIG, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS, _PR_CAP_AMBIENT = 1, 24, 38, 47
 _CLONE_VFORK_FLAGS = 0x100 | 0x4000 | int(signal.SIGCHLD)   # CLONE_VM | CLONE_VFORK
 
@@ -69,10 +70,12 @@ def needed_syscalls(arch: str, ids: bool, caps: bool) -> list:
     """(name, args) of every call the zygote and a job's set-up make under the filter, after
     the zygote's own start (which is checked by starting it)."""
     wait = ("poll", ()) if arch in ("x86_64", "x32", "x86") else ("ppoll", ())
-    # the zygote's loop, then a job's set-up
+    # the zygote's loop (with the subreaper's sweep of a finished job's leftovers: openat of
+    # /proc/thread-self/children), then a job's set-up
     return [("recvmsg", ()), ("sendmsg", ()), wait, ("waitid", ()), ("wait4", ()), ("kill", ()),
             ("pidfd_open", ()), ("pipe2", ()), ("read", ()), ("close", ()), vfork_call(arch),
-            ("prctl", (_PR_SET_DUMPABLE, 0))] + job_setup_calls(arch, ids, caps)
+            ("prctl", (_PR_SET_DUMPABLE, 0)), ("prctl", (_PR_SET_CHILD_SUBREAPER, 1)),
+            ("openat", ())] + job_setup_calls(arch, ids, caps)
 
 
 def refusal(flt, ids: bool, caps: bool) -> Optional[str]:

@@ -257,7 +257,7 @@ def test_root_jobs_cannot_reach_the_supervisor_or_kill_the_zygote(zy):
     out = r.stdout.decode().split()
     assert out[0] != "0"                        # no such process in its namespace
     assert str(me) not in out[1:]
-    assert r.pid_namespace and r.containment == "cgroup"
+    assert r.pid_namespace and r.containment == "zygote-subreaper"
     z, = zy._zygotes
     assert zy.run(["true"]).ok and zy._zygotes == [z] and not z.dead  # pid 1 shrugged it off
 
@@ -326,6 +326,46 @@ def test_a_background_child_does_not_outlive_its_job(zy):
     assert S.wait_gone(m, timeout=3.0) == []    # the zygote killed the job's group
     zy.close()
     _assert_clean([m])
+
+
+@pytest.mark.parametrize("pid_namespace", [True, False])
+def test_a_daemon_does_not_outlive_its_job_without_a_cgroup(pid_namespace):
+    """setsid + double fork leave the job's group and session; without a cgroup of the job's
+    own the zygote still kills them (its command was their subreaper; once it ended they came
+    to the zygote), before the job's end is reported."""
+    if pid_namespace and os.geteuid() != 0:
+        pytest.skip("a PID namespace for the zygote needs root here")
+    m1, m2 = S.sleep_marker(), S.sleep_marker()
+    with Sandbox(S.docker_default(), zygote=True, use_cgroup=False,
+                 pid_namespace=pid_namespace) as sb:
+        r = sb.run(["sh", "-c", "setsid sh -c 'sleep %s & sleep %s' & sleep 0.3; exit 0"
+                    % (m1, m2)], timeout=30)
+        assert r.verdict == "OK" and r.spawn_path == "zygote", r
+        assert r.containment == "zygote-subreaper", r
+        # gone by the time the Result exists (no waiting: the zygote reaped them first)
+        assert S.procs_with(m1) == [] and S.procs_with(m2) == []
+        # ... and the same when the job is killed at its time limit
+        r = sb.run(["sh", "-c", "setsid sh -c 'sleep %s' & sleep %s" % (m1, m2)], timeout=0.5)
+        assert r.verdict == "TIME_LIMIT", r
+        assert S.procs_with(m1) == [] and S.procs_with(m2) == []
+    _assert_clean([m1, m2])
+
+
+def test_a_running_jobs_own_orphans_survive_other_jobs_ending(zy, tmp_path):
+    """An orphan of a job still running belongs to that job (its command is the subreaper),
+    so another job's end does not take it."""
+    pidfile = tmp_path / "orphan.pid"
+    script = ('sh -c "sleep 30 & echo \\$! > %s"; sleep 1.5; '
+              'kill -0 "$(cat %s)" && echo alive; kill "$(cat %s)"' % ((pidfile,) * 3))
+    box = {}
+    t = threading.Thread(target=lambda: box.setdefault("r", zy.run(["sh", "-c", script],
+                                                                    timeout=30)))
+    t.start()
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 10, "no orphan yet")
+    for _ in range(5):
+        assert zy.run(["true"]).ok      # each end sweeps the zygote's leftovers
+    t.join(30)
+    assert box["r"].stdout == b"alive\n", box["r"]
 
 
 def test_a_forked_child_does_not_inherit_the_zygote(zy):

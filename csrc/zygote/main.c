@@ -8,7 +8,14 @@
  * number cannot have been reused), reaps it and writes its wait status and rusage to the job's
  * report pipe. When the socket closes (the supervisor closed it, or died) every job is killed
  * and the zygote exits. As pid 1 of a PID namespace it also reaps orphans; jobs there cannot
- * signal it (the kernel shields a namespace's init). Single-threaded, no allocation. */
+ * signal it (the kernel shields a namespace's init). Single-threaded, no allocation.
+ *
+ * Containment without a cgroup per job: each job's command is made the subreaper of what it
+ * starts (PR_SET_CHILD_SUBREAPER, kept across execve), and the zygote is the subreaper (or
+ * the init) above them all. An orphan therefore reaches the zygote only once the command of
+ * its job has ended, so every child of the zygote that is not a running job's command is a
+ * leftover of a finished job, whichever job it was: when a job ends, those are killed and
+ * reaped (and the orphans they leave, round after round) before its end is reported. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -16,6 +23,8 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -109,6 +118,7 @@ static int serve_one(void)
 		reply(-1, SB_STAGE_FORK, EAGAIN, -1);
 		return 0;
 	}
+	req.child_subreaper = 1;
 	if (sb_spawn(&req, &res) == 0 && res.pidfd < 0) {
 		/* no pidfd (pidfd_open refused): the supervisor could not watch it */
 		kill(res.pid, SIGKILL);
@@ -139,6 +149,42 @@ static struct job *find(pid_t pid)
 	return NULL;
 }
 
+/* Kill and reap every child that is not a running job's command (see the top), round after
+ * round, until none is left. */
+static void kill_leftovers(void)
+{
+	static char buf[64 * 1024];
+	static pid_t doomed[8192];
+
+	for (;;) {
+		int fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC), n = 0;
+		ssize_t got, len = 0;
+
+		if (fd < 0)
+			return; /* no /proc: the process group kill is all there is */
+		while ((got = read(fd, buf + len, sizeof(buf) - 1 - (size_t)len)) > 0 ||
+		       (got < 0 && errno == EINTR))
+			len += got > 0 ? got : 0;
+		close(fd);
+		buf[len] = 0;
+		for (char *at = buf, *end; n < (int)(sizeof(doomed) / sizeof(*doomed)); at = end) {
+			long pid = strtol(at, &end, 10);
+
+			if (end == at)
+				break;
+			if (!find((pid_t)pid)) {
+				kill((pid_t)pid, SIGKILL);
+				doomed[n++] = (pid_t)pid;
+			}
+		}
+		if (n == 0)
+			return;
+		for (int i = 0; i < n; i++)
+			while (waitpid(doomed[i], NULL, __WALL) < 0 && errno == EINTR)
+				;
+	}
+}
+
 /* Reap one exited child (a job or, as pid 1, an orphan); report a job's end. 0: none left. */
 static int reap_one(int flags)
 {
@@ -158,6 +204,8 @@ static int reap_one(int flags)
 	while (wait4(si.si_pid, &rep.status, __WALL, &rep.ru) < 0 && errno == EINTR)
 		;
 	if (j) {
+		j->pid = 0; /* no longer a running job: what it left behind goes now */
+		kill_leftovers();
 		(void)!write(j->report_fd, &rep, sizeof(rep)); /* fits the pipe: never blocks */
 		close(j->report_fd);
 		close(j->pidfd);
@@ -174,6 +222,7 @@ static __attribute__((noreturn)) void shut_down(void)
 	}
 	while (njobs > 0 && reap_one(0))
 		;
+	kill_leftovers();
 	_exit(0);
 }
 
@@ -182,6 +231,9 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN); /* a supervisor that stopped reading a report must not kill us */
 	/* a job of our uid must not ptrace us (we hold the capabilities its set-up drops) */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* outside a PID namespace of our own, orphans of finished jobs come to us this way */
+	if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+		_exit(1);
 	if (reply(getpid(), SB_STAGE_NONE, 0, -1) < 0) /* ready */
 		_exit(1); /* the supervisor sees the socket close */
 	for (;;) {

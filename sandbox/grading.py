@@ -477,7 +477,7 @@ def _check(test: Test, result: Result, scratch: _Scratch, profile: str, batch_ke
 
 
 def run_test(test: Test, default_profile: str = DEFAULT_PROFILE, batch_key=None,
-             user=None, zygote=False, run_slot=None) -> TestResult:
+             user=None, zygote=False) -> TestResult:
     """Run and judge one test: the picklable work item handed to run_batch's executor."""
     profile = test.profile or default_profile
     result = checked = scratch = None
@@ -487,7 +487,7 @@ def run_test(test: Test, default_profile: str = DEFAULT_PROFILE, batch_key=None,
         with open(test.stdin_file, "rb") as f:
             stdin = f.read()
         # zygote: unused, a solution's own Landlock rules need a direct start anyway
-        result = sb.run(list(test.cmd), stdin=stdin, run_slot=run_slot,
+        result = sb.run(list(test.cmd), stdin=stdin,
                         **run_keywords(test, cwd=scratch.work, writable=(scratch.work,),
                                        argv=test.cmd))
         verdict = "SV" if security_violation(result) else _RUN_VERDICTS.get(result.verdict)

@@ -433,10 +433,9 @@ def test_a_request_too_big_for_one_message_runs_directly(zy):
 
 
 @pytest.mark.parametrize("zygote_on", [True, False])
-def test_batch_threads_prepare_ahead_but_commands_start_in_order_one_slot_each(
-        tmp_path, zygote_on):
-    """-j 1: 2 threads, one command at a time, in the jobs' order; a job that never starts a
-    command (not found) gives its turn away."""
+def test_batch_commands_start_in_the_jobs_order_one_at_a_time(tmp_path, zygote_on):
+    """-j 1: one command at a time, in the jobs' order; a job that never starts a command (not
+    found) does not hold up the others."""
     order = tmp_path / "order"
     entries = [{"name": "j%d" % i, "cmd": ["sh", "-c", "echo %d >> %s" % (i, order)]}
                for i in range(12)]

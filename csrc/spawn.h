@@ -37,6 +37,7 @@ enum sb_stage {
 	SB_STAGE_FORK,        /* vfork itself failed (reported by the parent) */
 	SB_STAGE_INIT,        /* pid 1 could not become sandbox-init */
 	SB_STAGE_LISTENER,    /* the supervisor could not take over the notification listener */
+	SB_STAGE_USERNS,      /* user namespace: map our own uid/gid (runs first, before PROC) */
 	SB_STAGE_COUNT
 };
 
@@ -79,6 +80,12 @@ struct sb_spawn_req {
 	int new_pidns;                /* 1: the child starts a PID and a mount namespace (needs
 					 CAP_SYS_ADMIN): it is pid 1 there, its /proc shows only its own
 					 processes, and everything it starts dies with it */
+	int new_userns;               /* with new_pidns: the namespaces are created inside a user
+					 namespace of their own, so no privilege is needed. The caller's
+					 euid/egid map to themselves (the command keeps its ids and, not
+					 being root there, execs with no capability); sb_spawn formats the
+					 maps before the clone and the child copies our memory instead of
+					 sharing it (its /proc/self must not be the non-dumpable caller's) */
 	struct sb_notify *notify;     /* not NULL: the filter is installed with a notification
 					 listener, which the supervisor takes over before execve (the
 					 execve itself may need an answer, so the caller is not frozen
@@ -105,5 +112,10 @@ struct sb_spawn_result {
  * before execve (res->stage, res->err set; the child has been reaped). Thread-safe: call it from
  * many threads at once; blocks only the calling thread, and only until the child execs. */
 int sb_spawn(const struct sb_spawn_req *req, struct sb_spawn_result *res);
+
+/* Can this process start runs with new_userns? Starts a child in a new user, PID and mount
+ * namespace that maps its ids and mounts a /proc there, as a run would, and reaps it. Returns 0,
+ * or the errno of the step that failed. */
+int sb_userns_probe(void);
 
 #endif

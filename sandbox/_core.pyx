@@ -449,6 +449,7 @@ cdef extern from "spawn.h" nogil:
         int landlock_fd
         const char *init_exe
         int new_pidns
+        int new_userns
         sb_notify *notify
         int notify_share_vm
         const char *loginuid
@@ -460,6 +461,7 @@ cdef extern from "spawn.h" nogil:
         int err
     int sb_spawn(const sb_spawn_req *req, sb_spawn_result *res)
     const char *sb_stage_name(int stage)
+    int sb_userns_probe()
 
 cdef extern from "landlock.h" nogil:
     int sb_landlock_abi()
@@ -565,6 +567,26 @@ def set_dumpable(bint on):
     if prctl(4, 1 if on else 0, 0, 0, 0) != 0:
         import os
         raise OSError(0, "prctl(PR_SET_DUMPABLE) failed")
+
+
+_userns_err = None
+
+
+def userns_error():
+    """0 when this process can start runs in a user namespace of their own (spawn's
+    new_userns), else the errno of what failed; probed once per process (a child that maps its
+    ids and mounts a /proc in new user, PID and mount namespaces, as a run does)."""
+    global _userns_err
+    cdef int err
+    if _userns_err is None:
+        with nogil:
+            err = sb_userns_probe()
+        _userns_err = err
+    return _userns_err
+
+
+def userns_available():
+    return userns_error() == 0
 
 
 def stage_name(int stage):
@@ -681,9 +703,11 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
           list cgroup_fds=None, ids=None, caps=None, int last_cap=40, int pdeathsig=0,
           program=None, unsigned int filter_flags=0, int keep_fd=-1, bint new_pidns=False,
           bytes init_exe=None, int landlock_fd=-1, Notifier notifier=None,
-          bint notify_share_vm=False, loginuid=None, int zygote_sock=-1):
+          bint notify_share_vm=False, loginuid=None, int zygote_sock=-1, bint new_userns=False):
     """Start one sandboxed process. Returns (pid, pidfd, status_fd); raises SpawnError (stage, errno) when
     the child failed before execve. All arguments are bytes/ints prepared by sandbox.runner.
+    new_userns (with new_pidns): the namespaces are made inside a user namespace of their own,
+    which needs no privilege where userns_available(); our euid/egid keep their values in it.
     loginuid (an int uid): the child writes it to /proc/self/loginuid so the run gets an audit
     session of its own (best effort; see sandbox.auditlog.run_session).
     zygote_sock: ask that zygote to start it instead (program, keep_fd, new_pidns and init_exe
@@ -755,6 +779,7 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
         req.keep_fd = keep_fd
         req.landlock_fd = landlock_fd
         req.new_pidns = 1 if new_pidns else 0
+        req.new_userns = 1 if new_userns else 0
         if init_exe is not None:
             req.init_exe = <const char *>init_exe
         if notifier is not None:

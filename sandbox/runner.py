@@ -7,6 +7,7 @@ child up with raw syscalls and execs, and csrc/watch.c supervises the run with t
 from __future__ import annotations
 
 import errno as _errno
+import logging
 import os
 import resource
 import shutil
@@ -116,6 +117,33 @@ def _protect_supervisor() -> None:
         _protected = True
 
 
+_warned_no_userns = False
+
+
+def _namespaces(is_root: bool, wanted) -> tuple:
+    """(pid_namespace, user_namespace, refusal) for Sandbox's pid_namespace option. Root makes
+    a PID namespace by itself; anyone else only inside a user namespace of the run's own, where
+    the kernel allows unprivileged ones. refusal: why every run must be refused, or None."""
+    global _warned_no_userns
+    if is_root or (wanted is not None and not wanted):
+        return (is_root if wanted is None else bool(wanted)), False, None
+    err = _core.userns_error()
+    if err == 0:
+        return True, True, None
+    why = ("this kernel refuses an unprivileged user namespace (%s; see user.max_user_namespaces, "
+           "kernel.unprivileged_userns_clone, AppArmor's restrict_unprivileged_userns)"
+           % os.strerror(err))
+    if wanted:
+        return True, True, "pid_namespace=True without root needs a user namespace, but " + why
+    if not _warned_no_userns:
+        _warned_no_userns = True
+        logging.getLogger("sandbox").warning(
+            "runs get no PID namespace: not root, and %s. A run is then contained by its process "
+            "group only (Result.containment), so a daemon it starts with setsid can outlive it",
+            why)
+    return False, False, None
+
+
 class SetupRefused(Exception):
     """The sandbox cannot run anything with this configuration (reported as SETUP_ERROR)."""
 
@@ -215,6 +243,13 @@ class Sandbox:
     `sandbox batch` turns it on. Its jobs share a PID namespace (their zygote's, when this
     Sandbox has pid_namespace) instead of one each, so they can see one another; as root each
     job gets its own cgroup to contain its tree. Call close() (or use `with`) to stop them.
+    pid_namespace: each run is pid 1 of a PID namespace (with a mount namespace and a /proc of
+    its own), so everything it starts dies with it and it cannot see other processes. None
+    (default): as root always; without root inside a user namespace of the run's own (which maps
+    only our uid and gid to themselves: the command keeps its ids and has no capability) when
+    the kernel allows unprivileged ones, else none, with a warning on logger "sandbox": a setsid
+    daemon can then escape the process group, the only containment left (Result.containment).
+    True: always (without root and no user namespace every run is refused); False: never.
     """
 
     def __init__(self, profile="default", *, caps=None, host_arch=None, kernel=None,
@@ -264,7 +299,9 @@ class Sandbox:
         self.use_cgroup = use_cgroup
         # As root the command would otherwise see, signal and ptrace every process of ours
         # (the supervisor included): give it a PID namespace of its own unless told not to.
-        self.pid_namespace = self.is_root if pid_namespace is None else bool(pid_namespace)
+        # Without root, where a user namespace makes one possible, it contains the tree.
+        self.pid_namespace, self.user_namespace, self._namespace_refusal = _namespaces(
+            self.is_root, pid_namespace)
         self.pdeathsig = int(pdeathsig or 0)
         self._setup_filesystem(profile, fs_ro, fs_rw, fs_unrestricted, allow_no_landlock)
         self.zygote = bool(zygote)
@@ -354,7 +391,8 @@ class Sandbox:
         try:
             return _zygote.Zygote(program=self.filter.program if self.filter else None,
                                   filter_flags=self.filter_flags, caps=caps,
-                                  last_cap=_LAST_CAP, pid_namespace=self.pid_namespace)
+                                  last_cap=_LAST_CAP, pid_namespace=self.pid_namespace,
+                                  user_namespace=self.user_namespace)
         except (OSError, _core.SpawnError) as e:
             self.zygote_refusal = str(e)
             return None
@@ -495,6 +533,9 @@ class Sandbox:
             return self._setup_error(argv, limits, "argv", "no command given")
         if self.refusal:
             return self._setup_error(argv, limits, "profile", self.refusal)
+        if self._namespace_refusal:
+            return self._setup_error(argv, limits, "userns", self._namespace_refusal,
+                                     _core.userns_error())
         envmap = dict(self.env)
         if env:
             envmap.update({str(k): str(v) for k, v in env.items()})
@@ -674,6 +715,7 @@ class Sandbox:
                         program=(self.notify_program or self.filter.program) if self.filter
                         else None,
                         filter_flags=self.filter_flags, new_pidns=own_pidns,
+                        new_userns=own_pidns and self.user_namespace,
                         init_exe=_INIT_EXE if own_pidns else None,
                         notifier=notifier, notify_share_vm=self.is_root,
                         landlock_fd=landlock_fd,
@@ -900,6 +942,9 @@ def _spawn_message(e, exe, cwd, landlocked=False) -> str:
         return "%s: execve failed: %s" % (exe, os.strerror(err))
     if e.stage == "chdir":
         return "cannot change directory to %s: %s" % (cwd, os.strerror(err))
+    if e.stage == "userns":
+        return ("setting up the run's user namespace failed: %s (pid_namespace=False runs "
+                "without one, contained by its process group only)" % os.strerror(err))
     if e.stage == "seccomp":
         return "installing the seccomp filter failed: %s" % os.strerror(err)
     if e.stage == "landlock":

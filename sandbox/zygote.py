@@ -88,7 +88,8 @@ class Zygote:
     """One running zygote. Hold .lock around spawn(): one request at a time. A ZygoteError
     from spawn() other than E2BIG/EMSGSIZE means this one is dead (the caller starts another)."""
 
-    def __init__(self, *, program, filter_flags: int, caps, last_cap: int, pid_namespace: bool):
+    def __init__(self, *, program, filter_flags: int, caps, last_cap: int, pid_namespace: bool,
+                 user_namespace: bool = False):
         self.lock = threading.Lock()
         self.dead = False
         parent, child = socket.socketpair(socket.AF_UNIX,
@@ -100,7 +101,8 @@ class Zygote:
             self.pid, self.pidfd, _ = _core.spawn(
                 EXE, [b"sandbox-zygote"], [], None, [child_fd, devnull, devnull],
                 caps=caps, last_cap=last_cap, program=program, filter_flags=filter_flags,
-                new_pidns=pid_namespace, init_exe=None)
+                new_pidns=pid_namespace, new_userns=pid_namespace and user_namespace,
+                init_exe=None)
         except BaseException:
             os.close(self.sock)
             raise

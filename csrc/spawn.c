@@ -137,6 +137,12 @@ static void close_all_but(int pipe_w, const int *keep, int n)
 	CHECK(SB_STAGE_CLOSE_FDS, raw(SYS_close_range, from, ~0U, 0, 0, 0));
 }
 
+/* new_userns counts only with new_pidns; the child then runs in a copy of our memory */
+static int makes_userns(const struct sb_spawn_req *r)
+{
+	return r->new_pidns && r->new_userns;
+}
+
 static int cap_kept(const struct sb_spawn_req *r, int cap)
 {
 	return cap < 64 && ((r->caps >> cap) & 1);
@@ -294,7 +300,7 @@ static __attribute__((noreturn)) void child(const struct sb_spawn_req *r, int pi
 
 	/* a copy of our memory (fork-style hand-over) is ours to make dumpable, so that the
 	 * supervisor, without CAP_SYS_PTRACE, may take the listener from it; execve resets this */
-	if (hs && (!r->notify_share_vm || r->new_userns))
+	if (hs && (!r->notify_share_vm || makes_userns(r)))
 		CHECK(SB_STAGE_LISTENER, raw(SYS_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0));
 
 	/* 9. no_new_privs, the filesystem ruleset, the filter, execve */
@@ -495,7 +501,7 @@ static pid_t start_notified(const struct sb_spawn_req *req, struct clone_arg *a,
 	}
 	a->hs = nt->hs;
 	a->cmd_stack = nt->stacks + 2 * CLONE_STACK;
-	if (req->notify_share_vm && !(req->new_pidns && req->new_userns))
+	if (req->notify_share_vm && !makes_userns(req))
 		flags |= CLONE_VM;
 	if (req->new_pidns)
 		return clone(clone_child, nt->stacks + CLONE_STACK, flags | ns_flags(req), a,
@@ -619,7 +625,7 @@ int sb_spawn(const struct sb_spawn_req *req, struct sb_spawn_result *res)
 	/* no signal handler may run in the child while it shares our memory */
 	/* `a` lives as long as this call: a child sharing our memory reads it until execve */
 	a = (struct clone_arg){req, pipefd[1], &empty, stpipe[1], pipefd[0], NULL, NULL};
-	if (req->new_pidns && req->new_userns)
+	if (makes_userns(req))
 		format_id_maps(&a);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	if (notified)

@@ -86,7 +86,9 @@ def refusal(flt, ids: bool, caps: bool) -> Optional[str]:
 
 class Zygote:
     """One running zygote. Hold .lock around spawn(): one request at a time. A ZygoteError
-    from spawn() other than E2BIG/EMSGSIZE means this one is dead (the caller starts another)."""
+    from spawn() other than E2BIG/EMSGSIZE means this one is dead (the caller starts another).
+    pid_namespace: the zygote is pid 1 of a PID namespace its jobs share; user_namespace (with
+    it, for a non-root supervisor): that namespace is made inside a user namespace of its own."""
 
     def __init__(self, *, program, filter_flags: int, caps, last_cap: int, pid_namespace: bool,
                  user_namespace: bool = False):

@@ -137,12 +137,6 @@ static void close_all_but(int pipe_w, const int *keep, int n)
 	CHECK(SB_STAGE_CLOSE_FDS, raw(SYS_close_range, from, ~0U, 0, 0, 0));
 }
 
-/* new_userns counts only with new_pidns; the child then runs in a copy of our memory */
-static int makes_userns(const struct sb_spawn_req *r)
-{
-	return r->new_pidns && r->new_userns;
-}
-
 static int cap_kept(const struct sb_spawn_req *r, int cap)
 {
 	return cap < 64 && ((r->caps >> cap) & 1);
@@ -300,7 +294,7 @@ static __attribute__((noreturn)) void child(const struct sb_spawn_req *r, int pi
 
 	/* a copy of our memory (fork-style hand-over) is ours to make dumpable, so that the
 	 * supervisor, without CAP_SYS_PTRACE, may take the listener from it; execve resets this */
-	if (hs && (!r->notify_share_vm || makes_userns(r)))
+	if (hs && !r->notify_share_vm)
 		CHECK(SB_STAGE_LISTENER, raw(SYS_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0));
 
 	/* 9. no_new_privs, the filesystem ruleset, the filter, execve */
@@ -350,17 +344,97 @@ static void format_id_maps(struct clone_arg *a)
 	snprintf(a->gid_map, sizeof(a->gid_map), "%u %u 1", (unsigned)getegid(), (unsigned)getegid());
 }
 
-/* First thing in a new user namespace, where we hold every capability but have no ids: map the
- * caller's own (an unprivileged gid_map needs setgroups denied first). Our memory is a copy of
- * the caller's, non-dumpable like it, which would leave /proc/self owned by root and closed to
- * us: dumpable it is, and the caller restores it once /proc/self has been written. */
+/* "/proc/<pid>/<file>" into buf (at least 48 bytes), without libc */
+static const char *proc_path(char *buf, long pid, const char *file)
+{
+	char digits[20], *p = buf;
+	int n = 0;
+
+	for (const char *s = "/proc/"; *s; s++)
+		*p++ = *s;
+	do
+		digits[n++] = (char)('0' + pid % 10);
+	while ((pid /= 10) && n < 19);
+	while (n)
+		*p++ = digits[--n];
+	*p++ = '/';
+	while (*file && p < buf + 47)
+		*p++ = *file++;
+	*p = 0;
+	return buf;
+}
+
+/* The helper of map_own_ids: pid 2, sandbox-init holding still, with nothing of ours open but
+ * the pipe end it closes once it runs. Returns its pid once it does, or -1 and errno. */
+static long start_map_helper(const char *exe)
+{
+	char *const argv[] = {(char *)"sandbox-init", NULL};
+	char *const envp[] = {NULL};
+	int p[2], err = 0;
+	long pid, got;
+
+	if (raw(SYS_pipe2, (long)p, O_CLOEXEC, 0, 0, 0) < 0)
+		return -1;
+	pid = vfork();
+	if (pid == 0) {
+		int e;
+
+		if (raw(SYS_dup3, p[1], 0, 0, 0, 0) == 0 && raw(SYS_close_range, 1, ~0U, 0, 0, 0) == 0)
+			raw(SYS_execve, (long)exe, (long)argv, (long)envp, 0, 0);
+		e = errno;
+		raw(SYS_write, 0, (long)&e, sizeof(e), 0, 0);
+		for (;;)
+			raw(SYS_exit_group, 127, 0, 0, 0, 0);
+	}
+	if (pid < 0)
+		err = errno;
+	raw(SYS_close, p[1], 0, 0, 0, 0);
+	if (pid > 0) {
+		do
+			got = raw(SYS_read, p[0], (long)&err, sizeof(err), 0, 0);
+		while (got < 0 && errno == EINTR);
+		if (got != 0) { /* its exec failed (err), or the read did */
+			if (got < 0)
+				err = errno;
+			raw(SYS_kill, pid, SIGKILL, 0, 0, 0);
+			raw(SYS_wait4, pid, 0, 0, 0, 0);
+		}
+	}
+	raw(SYS_close, p[0], 0, 0, 0, 0);
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return pid;
+}
+
+/* In the new user namespace we hold every capability, but no id of ours maps to anything yet:
+ * map the caller's euid and egid, each to itself (setgroups denied first, as an unprivileged
+ * gid_map must be). Not through /proc/self: we share the supervisor's non-dumpable memory, which
+ * makes our /proc files root's and closed to us (a copy of that memory instead would cost a page
+ * table copy of the whole supervisor per run, and a dumpable supervisor a moment's exposure).
+ * A process of the namespace that has exec'd has files of its euid's, ours, and a map written
+ * through any process of the namespace is the namespace's: sandbox-init, briefly, as pid 2.
+ * ns_last_pid then gives pid 2 back to the command. Needs the namespace's /proc mounted. */
 static long map_own_ids(const struct clone_arg *a)
 {
-	if (raw(SYS_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0) < 0 ||
-	    write_proc("/proc/self/setgroups", "deny") < 0 ||
-	    write_proc("/proc/self/uid_map", a->uid_map) < 0)
+	char path[48];
+	long rc = -1, helper = start_map_helper(a->req->userns_helper);
+	int saved;
+
+	if (helper < 0)
 		return -1;
-	return write_proc("/proc/self/gid_map", a->gid_map);
+	if (write_proc(proc_path(path, helper, "setgroups"), "deny") == 0 &&
+	    write_proc(proc_path(path, helper, "uid_map"), a->uid_map) == 0 &&
+	    write_proc(proc_path(path, helper, "gid_map"), a->gid_map) == 0)
+		rc = 0;
+	saved = errno;
+	raw(SYS_kill, helper, SIGKILL, 0, 0, 0);
+	raw(SYS_wait4, helper, 0, 0, 0, 0);
+	errno = saved;
+	if (rc == 0 && helper == 2)
+		rc = write_proc("/proc/sys/kernel/ns_last_pid", "1");
+	return rc;
 }
 
 static int command_entry(void *p)
@@ -382,17 +456,13 @@ static int clone_child(void *p)
 	pid_t main_pid;
 	int pending = 0;
 
-	if (r->new_userns)
-		CHECK(SB_STAGE_USERNS, map_own_ids(a));
 	reset_signal_handlers();
-	new_audit_session(r);    /* before the command is started: init and it share it */
-	/* the copy of the supervisor's memory is dumpable only as long as it must be: while the
-	 * supervisor takes the listener from it (the command execs, or sets it again, before) */
-	if (r->new_userns && !a->hs)
-		CHECK(SB_STAGE_USERNS, raw(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0));
 	/* a /proc of this namespace, in a mount namespace of our own, so other runs and the
 	 * supervisor cannot be reached through /proc/PID either */
 	CHECK(SB_STAGE_PROC, mount_own_proc());
+	if (r->new_userns)
+		CHECK(SB_STAGE_USERNS, map_own_ids(a));
+	new_audit_session(r);    /* before the command is started: init and it share it */
 	if (!r->init_exe)
 		child(r, pipe_w, a->empty, a->hs);
 	/* init stays out of the run's cgroups (it would count against pids.max); the command
@@ -442,8 +512,7 @@ static int ns_flags(const struct sb_spawn_req *req)
 	return CLONE_NEWPID | CLONE_NEWNS | (req->new_userns ? CLONE_NEWUSER : 0);
 }
 
-/* vfork, or clone(CLONE_VM|CLONE_VFORK|CLONE_NEWPID...) on a stack of its own; a copy of our
- * memory instead of CLONE_VM with a user namespace (see map_own_ids). */
+/* vfork, or clone(CLONE_VM|CLONE_VFORK|CLONE_NEWPID...) on a stack of its own. */
 static pid_t start_child(const struct sb_spawn_req *req, struct clone_arg *a)
 {
 	void *stack;
@@ -460,7 +529,7 @@ static pid_t start_child(const struct sb_spawn_req *req, struct clone_arg *a)
 	if (stack == MAP_FAILED)
 		return -1;
 	pid = clone(clone_child, (char *)stack + CLONE_STACK,
-		    (req->new_userns ? 0 : CLONE_VM) | CLONE_VFORK | ns_flags(req) | SIGCHLD, a);
+		    CLONE_VM | CLONE_VFORK | ns_flags(req) | SIGCHLD, a);
 	{
 		int saved = errno;
 
@@ -501,7 +570,7 @@ static pid_t start_notified(const struct sb_spawn_req *req, struct clone_arg *a,
 	}
 	a->hs = nt->hs;
 	a->cmd_stack = nt->stacks + 2 * CLONE_STACK;
-	if (req->notify_share_vm && !makes_userns(req))
+	if (req->notify_share_vm)
 		flags |= CLONE_VM;
 	if (req->new_pidns)
 		return clone(clone_child, nt->stacks + CLONE_STACK, flags | ns_flags(req), a,
@@ -625,7 +694,7 @@ int sb_spawn(const struct sb_spawn_req *req, struct sb_spawn_result *res)
 	/* no signal handler may run in the child while it shares our memory */
 	/* `a` lives as long as this call: a child sharing our memory reads it until execve */
 	a = (struct clone_arg){req, pipefd[1], &empty, stpipe[1], pipefd[0], NULL, NULL};
-	if (makes_userns(req))
+	if (req->new_pidns && req->new_userns)
 		format_id_maps(&a);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	if (notified)
@@ -705,29 +774,35 @@ static int probe_child(void *p)
 {
 	int err = 0;
 
-	if (map_own_ids(p) < 0 || mount_own_proc() < 0)
+	if (mount_own_proc() < 0 || map_own_ids(p) < 0)
 		err = errno;
 	return err & 0xff; /* clone's wrapper exits with it (a raw exit: no libc clean-up) */
 }
 
-int sb_userns_probe(void)
+int sb_userns_probe(const char *helper)
 {
+	struct sb_spawn_req req;
 	struct clone_arg a;
 	sigset_t all, old;
 	void *stack;
 	pid_t pid;
 	int err = 0, status;
 
+	if (!helper)
+		return ENOENT;
+	memset(&req, 0, sizeof(req));
+	req.userns_helper = helper;
 	memset(&a, 0, sizeof(a));
+	a.req = &req;
 	format_id_maps(&a);
 	stack = mmap(NULL, CLONE_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
 		     -1, 0);
 	if (stack == MAP_FAILED)
 		return errno;
 	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old); /* no handler of ours runs in the copy */
+	pthread_sigmask(SIG_SETMASK, &all, &old); /* no handler of ours runs in the child */
 	pid = clone(probe_child, (char *)stack + CLONE_STACK,
-		    CLONE_VFORK | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, &a);
+		    CLONE_VM | CLONE_VFORK | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, &a);
 	if (pid < 0)
 		err = errno;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -37,7 +37,7 @@ enum sb_stage {
 	SB_STAGE_FORK,        /* vfork itself failed (reported by the parent) */
 	SB_STAGE_INIT,        /* pid 1 could not become sandbox-init */
 	SB_STAGE_LISTENER,    /* the supervisor could not take over the notification listener */
-	SB_STAGE_USERNS,      /* user namespace: map our own uid/gid (runs first, before PROC) */
+	SB_STAGE_USERNS,      /* user namespace: map our own uid/gid (pid 1, right after PROC) */
 	SB_STAGE_COUNT
 };
 
@@ -84,8 +84,9 @@ struct sb_spawn_req {
 					 namespace of their own, so no privilege is needed. The caller's
 					 euid/egid map to themselves (the command keeps its ids and, not
 					 being root there, execs with no capability); sb_spawn formats the
-					 maps before the clone and the child copies our memory instead of
-					 sharing it (its /proc/self must not be the non-dumpable caller's) */
+					 maps before the clone, pid 1 writes them with userns_helper's help */
+	const char *userns_helper;    /* with new_userns: sandbox-init (run briefly as pid 2 to
+					 write the maps through, see spawn.c's map_own_ids) */
 	struct sb_notify *notify;     /* not NULL: the filter is installed with a notification
 					 listener, which the supervisor takes over before execve (the
 					 execve itself may need an answer, so the caller is not frozen
@@ -114,8 +115,8 @@ struct sb_spawn_result {
 int sb_spawn(const struct sb_spawn_req *req, struct sb_spawn_result *res);
 
 /* Can this process start runs with new_userns? Starts a child in a new user, PID and mount
- * namespace that maps its ids and mounts a /proc there, as a run would, and reaps it. Returns 0,
- * or the errno of the step that failed. */
-int sb_userns_probe(void);
+ * namespace that mounts a /proc there and maps its ids with `helper` (sandbox-init), as a run
+ * would, and reaps it. Returns 0, or the errno of the step that failed. */
+int sb_userns_probe(const char *helper);
 
 #endif

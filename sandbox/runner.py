@@ -63,13 +63,7 @@ def _own_bounding_set() -> int:
 _OWN_BOUNDING = _own_bounding_set()
 
 
-def _init_exe() -> Optional[bytes]:
-    """sandbox-init, built beside this package: pid 1 of a run's PID namespace."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox-init")
-    return os.fsencode(path) if os.access(path, os.X_OK) else None
-
-
-_INIT_EXE = _init_exe()
+_INIT_EXE = _core.INIT_EXE   # sandbox-init: pid 1 of a run's PID namespace
 _CAP_NUMBERS = {name: i for i, name in enumerate(_profile.CAPABILITIES)}
 
 
@@ -130,9 +124,12 @@ def _namespaces(is_root: bool, wanted) -> tuple:
     err = _core.userns_error()
     if err == 0:
         return True, True, None
-    why = ("this kernel refuses an unprivileged user namespace (%s; see user.max_user_namespaces, "
-           "kernel.unprivileged_userns_clone, AppArmor's restrict_unprivileged_userns)"
-           % os.strerror(err))
+    if _core.INIT_EXE is None:
+        why = "sandbox-init, which maps the ids of a user namespace, is not built"
+    else:
+        why = ("this kernel refuses an unprivileged user namespace (%s; see "
+               "user.max_user_namespaces, kernel.unprivileged_userns_clone, AppArmor's "
+               "restrict_unprivileged_userns)" % os.strerror(err))
     if wanted:
         return True, True, "pid_namespace=True without root needs a user namespace, but " + why
     if not _warned_no_userns:

@@ -82,7 +82,7 @@ def test_ordinary_programs_print_what_they_print_unsandboxed(nobody_userns):
         "import subprocess\n"
         "cmds = [['python3', '-c', 'import sys; print(sum(range(10**5)), sys.argv)'],\n"
         "        ['sh', '-c', \"printf 'b\\\\na\\\\nc\\\\n' | sort | tr a-z A-Z | wc -l\"],\n"
-        "        ['id', '-u'], ['id', '-g'],\n"
+        "        ['id', '-u'], ['id', '-g'], ['sh', '-c', 'echo $$ $PPID'],\n"
         "        ['sh', '-c', 'grep -E \"^Cap(Prm|Eff|Inh|Amb)\" /proc/self/status']]\n"
         "sb = Sandbox(PROFILE)\n"
         "got = []\n"
@@ -91,11 +91,13 @@ def test_ordinary_programs_print_what_they_print_unsandboxed(nobody_userns):
         "    plain = subprocess.run(c, capture_output=True).stdout.decode()\n"
         "    got.append([r.verdict, r.containment, r.stdout.decode(), plain])\n"
         "print(json.dumps(got))\n")
+    pids = r.pop(4)
     for verdict, containment, out, plain in r:
         assert (verdict, containment) == ("OK", "pid-namespace")
         assert out == plain
     assert r[2][2] == "65534\n" and r[3][2] == "65534\n"
     assert set(r[4][2].split()[1::2]) == {"0000000000000000"}     # no capability at all
+    assert pids[2] == "2 1\n"    # the command is pid 2 under sandbox-init, as for root
 
 
 def test_the_notify_log_backend_counts_calls(nobody_userns):

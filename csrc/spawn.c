@@ -377,9 +377,12 @@ static long start_map_helper(const char *exe)
 		return -1;
 	pid = vfork();
 	if (pid == 0) {
+		/* the pipe end becomes fd 0 (it may be already, when our stdin was closed) */
+		long moved = p[1] == 0 ? raw(SYS_fcntl, 0, F_SETFD, 0, 0, 0)
+				       : raw(SYS_dup3, p[1], 0, 0, 0, 0);
 		int e;
 
-		if (raw(SYS_dup3, p[1], 0, 0, 0, 0) == 0 && raw(SYS_close_range, 1, ~0U, 0, 0, 0) == 0)
+		if (moved == 0 && raw(SYS_close_range, 1, ~0U, 0, 0, 0) == 0)
 			raw(SYS_execve, (long)exe, (long)argv, (long)envp, 0, 0);
 		e = errno;
 		raw(SYS_write, 0, (long)&e, sizeof(e), 0, 0);

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <time.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sched.h>
 #include <poll.h>
@@ -71,6 +72,7 @@ static const char *const stage_names[SB_STAGE_COUNT] = {
 	[SB_STAGE_INIT] = "sandbox-init",
 	[SB_STAGE_LISTENER] = "seccomp-listener",
 	[SB_STAGE_SUBREAPER] = "subreaper",
+	[SB_STAGE_USERNS] = "userns",
 };
 
 const char *sb_stage_name(int stage)
@@ -165,6 +167,23 @@ static void drop_all_caps(int pipe_w, int last_cap)
 	raw(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 }
 
+/* Write all of `text` to a /proc file in one write (as the kernel wants it): 0, or -1 and errno. */
+static long write_proc(const char *path, const char *text)
+{
+	long fd, n, len = 0;
+
+	while (text[len])
+		len++;
+	fd = raw(SYS_openat, AT_FDCWD, (long)path, O_WRONLY | O_CLOEXEC, 0, 0);
+	if (fd < 0)
+		return -1;
+	n = raw(SYS_write, fd, (long)text, len, 0, 0);
+	raw(SYS_close, fd, 0, 0, 0, 0);
+	if (n >= 0 && n != len)
+		errno = EIO;
+	return n == len ? 0 : -1;
+}
+
 /* A valid uid written to our own loginuid makes the kernel allocate a fresh audit session id
  * (allowed while ours is unset, else with CAP_AUDIT_CONTROL). Errors are ignored: the caller
  * compares /proc/PID/sessionid with its own to learn whether the run got one. The file must be
@@ -172,18 +191,17 @@ static void drop_all_caps(int pipe_w, int last_cap)
  * not root and made itself non-dumpable fails here: sharing its mm, we see a root-owned /proc.) */
 static void new_audit_session(const struct sb_spawn_req *r)
 {
-	long fd;
-	size_t len = 0;
+	if (r->loginuid)
+		write_proc("/proc/self/loginuid", r->loginuid);
+}
 
-	if (!r->loginuid)
-		return;
-	while (r->loginuid[len])
-		len++;
-	fd = raw(SYS_openat, AT_FDCWD, (long)"/proc/self/loginuid", O_WRONLY | O_CLOEXEC, 0, 0);
-	if (fd < 0)
-		return;
-	raw(SYS_write, fd, (long)r->loginuid, len, 0, 0);
-	raw(SYS_close, fd, 0, 0, 0, 0);
+/* A private /proc of the PID namespace we are pid 1 of, in our own mount namespace. */
+static long mount_own_proc(void)
+{
+	if (raw(SYS_mount, 0, (long)"/", 0, MS_REC | MS_PRIVATE, 0) < 0)
+		return -1;
+	return raw(SYS_mount, (long)"proc", (long)"/proc", (long)"proc",
+		   MS_NOSUID | MS_NODEV | MS_NOEXEC, 0);
 }
 
 static __attribute__((noreturn)) void child(const struct sb_spawn_req *r, int pipe_w,
@@ -318,7 +336,112 @@ struct clone_arg {
 	int pipe_r;                   /* read end of the error pipe (to peek, never to read) */
 	struct sb_handshake *hs;      /* notification listener hand-over, NULL without */
 	char *cmd_stack;              /* top of the command's stack when pid 1 cannot vfork */
+	char uid_map[32];             /* with new_userns: "EUID EUID 1", formatted by the parent */
+	char gid_map[32];
 };
+
+/* Only the parent formats: the child calls no libc beyond syscall(). */
+static void format_id_maps(struct clone_arg *a)
+{
+	snprintf(a->uid_map, sizeof(a->uid_map), "%u %u 1", (unsigned)geteuid(), (unsigned)geteuid());
+	snprintf(a->gid_map, sizeof(a->gid_map), "%u %u 1", (unsigned)getegid(), (unsigned)getegid());
+}
+
+/* "/proc/<pid>/<file>" into buf (at least 48 bytes), without libc */
+static const char *proc_path(char *buf, long pid, const char *file)
+{
+	char digits[20], *p = buf;
+	int n = 0;
+
+	for (const char *s = "/proc/"; *s; s++)
+		*p++ = *s;
+	do
+		digits[n++] = (char)('0' + pid % 10);
+	while ((pid /= 10) && n < 19);
+	while (n)
+		*p++ = digits[--n];
+	*p++ = '/';
+	while (*file && p < buf + 47)
+		*p++ = *file++;
+	*p = 0;
+	return buf;
+}
+
+/* The helper of map_own_ids: pid 2, sandbox-init holding still, with nothing of ours open but
+ * the pipe end it closes once it runs. Returns its pid once it does, or -1 and errno. */
+static long start_map_helper(const char *exe)
+{
+	char *const argv[] = {(char *)"sandbox-init", NULL};
+	char *const envp[] = {NULL};
+	int p[2], err = 0;
+	long pid, got;
+
+	if (raw(SYS_pipe2, (long)p, O_CLOEXEC, 0, 0, 0) < 0)
+		return -1;
+	pid = vfork();
+	if (pid == 0) {
+		/* the pipe end becomes fd 0 (it may be already, when our stdin was closed) */
+		long moved = p[1] == 0 ? raw(SYS_fcntl, 0, F_SETFD, 0, 0, 0)
+				       : raw(SYS_dup3, p[1], 0, 0, 0, 0);
+		int e;
+
+		if (moved == 0 && raw(SYS_close_range, 1, ~0U, 0, 0, 0) == 0)
+			raw(SYS_execve, (long)exe, (long)argv, (long)envp, 0, 0);
+		e = errno;
+		raw(SYS_write, 0, (long)&e, sizeof(e), 0, 0);
+		for (;;)
+			raw(SYS_exit_group, 127, 0, 0, 0, 0);
+	}
+	if (pid < 0)
+		err = errno;
+	raw(SYS_close, p[1], 0, 0, 0, 0);
+	if (pid > 0) {
+		do
+			got = raw(SYS_read, p[0], (long)&err, sizeof(err), 0, 0);
+		while (got < 0 && errno == EINTR);
+		if (got != 0) { /* its exec failed (err), or the read did */
+			if (got < 0)
+				err = errno;
+			raw(SYS_kill, pid, SIGKILL, 0, 0, 0);
+			raw(SYS_wait4, pid, 0, 0, 0, 0);
+		}
+	}
+	raw(SYS_close, p[0], 0, 0, 0, 0);
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return pid;
+}
+
+/* In the new user namespace we hold every capability, but no id of ours maps to anything yet:
+ * map the caller's euid and egid, each to itself (setgroups denied first, as an unprivileged
+ * gid_map must be). Not through /proc/self: we share the supervisor's non-dumpable memory, which
+ * makes our /proc files root's and closed to us (a copy of that memory instead would cost a page
+ * table copy of the whole supervisor per run, and a dumpable supervisor a moment's exposure).
+ * A process of the namespace that has exec'd has files of its euid's, ours, and a map written
+ * through any process of the namespace is the namespace's: sandbox-init, briefly, as pid 2.
+ * ns_last_pid then gives pid 2 back to the command. Needs the namespace's /proc mounted. */
+static long map_own_ids(const struct clone_arg *a)
+{
+	char path[48];
+	long rc = -1, helper = start_map_helper(a->req->userns_helper);
+	int saved;
+
+	if (helper < 0)
+		return -1;
+	if (write_proc(proc_path(path, helper, "setgroups"), "deny") == 0 &&
+	    write_proc(proc_path(path, helper, "uid_map"), a->uid_map) == 0 &&
+	    write_proc(proc_path(path, helper, "gid_map"), a->gid_map) == 0)
+		rc = 0;
+	saved = errno;
+	raw(SYS_kill, helper, SIGKILL, 0, 0, 0);
+	raw(SYS_wait4, helper, 0, 0, 0, 0);
+	errno = saved;
+	if (rc == 0 && helper == 2)
+		rc = write_proc("/proc/sys/kernel/ns_last_pid", "1");
+	return rc;
+}
 
 static int command_entry(void *p)
 {
@@ -340,12 +463,12 @@ static int clone_child(void *p)
 	int pending = 0;
 
 	reset_signal_handlers();
-	new_audit_session(r);    /* before the command is started: init and it share it */
 	/* a /proc of this namespace, in a mount namespace of our own, so other runs and the
 	 * supervisor cannot be reached through /proc/PID either */
-	CHECK(SB_STAGE_PROC, raw(SYS_mount, 0, (long)"/", 0, MS_REC | MS_PRIVATE, 0));
-	CHECK(SB_STAGE_PROC, raw(SYS_mount, (long)"proc", (long)"/proc", (long)"proc",
-				 MS_NOSUID | MS_NODEV | MS_NOEXEC, 0));
+	CHECK(SB_STAGE_PROC, mount_own_proc());
+	if (r->new_userns)
+		CHECK(SB_STAGE_USERNS, map_own_ids(a));
+	new_audit_session(r);    /* before the command is started: init and it share it */
 	if (!r->init_exe)
 		child(r, pipe_w, a->empty, a->hs);
 	/* init stays out of the run's cgroups (it would count against pids.max); the command
@@ -389,18 +512,22 @@ static int clone_child(void *p)
 	child_fail(pipe_w, SB_STAGE_INIT, errno);
 }
 
-/* vfork, or clone(CLONE_VM|CLONE_VFORK|CLONE_NEWPID) on a stack of its own. */
-static pid_t start_child(const struct sb_spawn_req *req, int pipe_r, int pipe_w,
-			 const sigset_t *empty, int status_w)
+/* The namespaces of a run with new_pidns. */
+static int ns_flags(const struct sb_spawn_req *req)
 {
-	struct clone_arg a = {req, pipe_w, empty, status_w, pipe_r};
+	return CLONE_NEWPID | CLONE_NEWNS | (req->new_userns ? CLONE_NEWUSER : 0);
+}
+
+/* vfork, or clone(CLONE_VM|CLONE_VFORK|CLONE_NEWPID...) on a stack of its own. */
+static pid_t start_child(const struct sb_spawn_req *req, struct clone_arg *a)
+{
 	void *stack;
 	pid_t pid;
 
 	if (!req->new_pidns) {
 		pid = vfork();
 		if (pid == 0)
-			child(req, pipe_w, empty, NULL);
+			child(req, a->pipe_w, a->empty, NULL);
 		return pid;
 	}
 	stack = mmap(NULL, CLONE_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
@@ -408,7 +535,7 @@ static pid_t start_child(const struct sb_spawn_req *req, int pipe_r, int pipe_w,
 	if (stack == MAP_FAILED)
 		return -1;
 	pid = clone(clone_child, (char *)stack + CLONE_STACK,
-		    CLONE_VM | CLONE_VFORK | CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, &a);
+		    CLONE_VM | CLONE_VFORK | ns_flags(req) | SIGCHLD, a);
 	{
 		int saved = errno;
 
@@ -452,8 +579,8 @@ static pid_t start_notified(const struct sb_spawn_req *req, struct clone_arg *a,
 	if (req->notify_share_vm)
 		flags |= CLONE_VM;
 	if (req->new_pidns)
-		return clone(clone_child, nt->stacks + CLONE_STACK,
-			     flags | CLONE_NEWPID | CLONE_NEWNS, a, &nt->pidfd);
+		return clone(clone_child, nt->stacks + CLONE_STACK, flags | ns_flags(req), a,
+			     &nt->pidfd);
 	return clone(command_entry, nt->stacks + CLONE_STACK, flags, a, &nt->pidfd);
 }
 
@@ -571,14 +698,15 @@ int sb_spawn(const struct sb_spawn_req *req, struct sb_spawn_result *res)
 	sigfillset(&all);
 	sigemptyset(&empty);
 	/* no signal handler may run in the child while it shares our memory */
+	/* `a` lives as long as this call: a child sharing our memory reads it until execve */
+	a = (struct clone_arg){req, pipefd[1], &empty, stpipe[1], pipefd[0], NULL, NULL};
+	if (req->new_pidns && req->new_userns)
+		format_id_maps(&a);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	if (notified) {
-		/* `a` lives as long as this call: a child sharing our memory reads it until execve */
-		a = (struct clone_arg){req, pipefd[1], &empty, stpipe[1], pipefd[0], NULL, NULL};
+	if (notified)
 		pid = start_notified(req, &a, &nt);
-	} else {
-		pid = start_child(req, pipefd[0], pipefd[1], &empty, stpipe[1]);
-	}
+	else
+		pid = start_child(req, &a);
 	if (stpipe[1] >= 0)
 		close(stpipe[1]);
 	{
@@ -644,4 +772,54 @@ int sb_spawn(const struct sb_spawn_req *req, struct sb_spawn_result *res)
 		res->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	}
 	return 0;
+}
+
+/* ---- can we have a user namespace? ------------------------------------------------------- */
+
+static int probe_child(void *p)
+{
+	int err = 0;
+
+	if (mount_own_proc() < 0 || map_own_ids(p) < 0)
+		err = errno;
+	return err & 0xff; /* clone's wrapper exits with it (a raw exit: no libc clean-up) */
+}
+
+int sb_userns_probe(const char *helper)
+{
+	struct sb_spawn_req req;
+	struct clone_arg a;
+	sigset_t all, old;
+	void *stack;
+	pid_t pid;
+	int err = 0, status;
+
+	if (!helper)
+		return ENOENT;
+	memset(&req, 0, sizeof(req));
+	req.userns_helper = helper;
+	memset(&a, 0, sizeof(a));
+	a.req = &req;
+	format_id_maps(&a);
+	stack = mmap(NULL, CLONE_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+		     -1, 0);
+	if (stack == MAP_FAILED)
+		return errno;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old); /* no handler of ours runs in the child */
+	pid = clone(probe_child, (char *)stack + CLONE_STACK,
+		    CLONE_VM | CLONE_VFORK | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, &a);
+	if (pid < 0)
+		err = errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (pid > 0) {
+		pid_t got;
+
+		do
+			got = waitpid(pid, &status, 0);
+		while (got < 0 && errno == EINTR);
+		err = got < 0 ? errno : WIFEXITED(status) ? WEXITSTATUS(status) : ECHILD;
+	}
+	munmap(stack, CLONE_STACK);
+	return err;
 }

@@ -38,6 +38,7 @@ enum sb_stage {
 	SB_STAGE_INIT,        /* pid 1 could not become sandbox-init */
 	SB_STAGE_LISTENER,    /* the supervisor could not take over the notification listener */
 	SB_STAGE_SUBREAPER,   /* PR_SET_CHILD_SUBREAPER for the command (a zygote's job) */
+	SB_STAGE_USERNS,      /* user namespace: map our own uid/gid (pid 1, right after PROC) */
 	SB_STAGE_COUNT
 };
 
@@ -80,6 +81,13 @@ struct sb_spawn_req {
 	int new_pidns;                /* 1: the child starts a PID and a mount namespace (needs
 					 CAP_SYS_ADMIN): it is pid 1 there, its /proc shows only its own
 					 processes, and everything it starts dies with it */
+	int new_userns;               /* with new_pidns: the namespaces are created inside a user
+					 namespace of their own, so no privilege is needed. The caller's
+					 euid/egid map to themselves (the command keeps its ids and, not
+					 being root there, execs with no capability); sb_spawn formats the
+					 maps before the clone, pid 1 writes them with userns_helper's help */
+	const char *userns_helper;    /* with new_userns: sandbox-init (run briefly as pid 2 to
+					 write the maps through, see spawn.c's map_own_ids) */
 	struct sb_notify *notify;     /* not NULL: the filter is installed with a notification
 					 listener, which the supervisor takes over before execve (the
 					 execve itself may need an answer, so the caller is not frozen
@@ -110,5 +118,10 @@ struct sb_spawn_result {
  * before execve (res->stage, res->err set; the child has been reaped). Thread-safe: call it from
  * many threads at once; blocks only the calling thread, and only until the child execs. */
 int sb_spawn(const struct sb_spawn_req *req, struct sb_spawn_result *res);
+
+/* Can this process start runs with new_userns? Starts a child in a new user, PID and mount
+ * namespace that mounts a /proc there and maps its ids with `helper` (sandbox-init), as a run
+ * would, and reaps it. Returns 0, or the errno of the step that failed. */
+int sb_userns_probe(const char *helper);
 
 #endif

@@ -449,6 +449,8 @@ cdef extern from "spawn.h" nogil:
         int landlock_fd
         const char *init_exe
         int new_pidns
+        int new_userns
+        const char *userns_helper
         sb_notify *notify
         int notify_share_vm
         const char *loginuid
@@ -460,6 +462,7 @@ cdef extern from "spawn.h" nogil:
         int err
     int sb_spawn(const sb_spawn_req *req, sb_spawn_result *res)
     const char *sb_stage_name(int stage)
+    int sb_userns_probe(const char *helper)
 
 cdef extern from "spawner.h" nogil:
     struct sb_spawner:
@@ -575,6 +578,41 @@ def set_dumpable(bint on):
     if prctl(4, 1 if on else 0, 0, 0, 0) != 0:
         import os
         raise OSError(0, "prctl(PR_SET_DUMPABLE) failed")
+
+
+_userns_err = None
+
+
+def _package_init_exe():
+    """sandbox-init, built beside this module (pid 1 of a run's PID namespace), or None."""
+    import os
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox-init")
+    return os.fsencode(path) if os.access(path, os.X_OK) else None
+
+
+INIT_EXE = _package_init_exe()
+
+
+def userns_error():
+    """0 when this process can start runs in a user namespace of their own (spawn's
+    new_userns), else the errno of what failed (ENOENT: sandbox-init is not built); probed once
+    per process (a child in new user, PID and mount namespaces that mounts a /proc and maps its
+    ids, as a run does)."""
+    global _userns_err
+    cdef int err
+    cdef const char *helper = NULL
+    cdef bytes exe = INIT_EXE
+    if _userns_err is None:
+        if exe is not None:
+            helper = <const char *>exe
+        with nogil:
+            err = sb_userns_probe(helper)
+        _userns_err = err
+    return _userns_err
+
+
+def userns_available():
+    return userns_error() == 0
 
 
 def stage_name(int stage):
@@ -734,9 +772,12 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
           program=None, unsigned int filter_flags=0, int keep_fd=-1, bint new_pidns=False,
           bytes init_exe=None, int landlock_fd=-1, Notifier notifier=None,
           bint notify_share_vm=False, loginuid=None, int zygote_sock=-1,
-          Spawner spawner=None):
+          Spawner spawner=None, bint new_userns=False):
     """Start one sandboxed process. Returns (pid, pidfd, status_fd); raises SpawnError (stage, errno) when
     the child failed before execve. All arguments are bytes/ints prepared by sandbox.runner.
+    new_userns (with new_pidns): the namespaces are made inside a user namespace of their own,
+    which needs no privilege where userns_available(); our euid/egid keep their values in it
+    (mapped with the help of init_exe, else of the package's sandbox-init).
     loginuid (an int uid): the child writes it to /proc/self/loginuid so the run gets an audit
     session of its own (best effort; see sandbox.auditlog.run_session).
     zygote_sock: ask that zygote to start it instead (program, keep_fd, new_pidns and init_exe
@@ -819,6 +860,13 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
         req.keep_fd = keep_fd
         req.landlock_fd = landlock_fd
         req.new_pidns = 1 if new_pidns else 0
+        req.new_userns = 1 if new_userns else 0
+        if new_userns:
+            helper = init_exe if init_exe is not None else INIT_EXE
+            if helper is None:
+                raise SpawnError("userns", 2)   # ENOENT: sandbox-init is not built
+            keep.append(helper)
+            req.userns_helper = <const char *>helper
         if init_exe is not None:
             req.init_exe = <const char *>init_exe
         if notifier is not None:

@@ -141,9 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cwd", metavar="DIR", help="working directory")
     g.add_argument("--user", metavar="USER[:GROUP]", help="run as this user (needs root)")
     g.add_argument("--no-pid-namespace", action="store_true",
-                   help="as root, do not give the command its own PID namespace (by default it "
-                        "gets one: it cannot see or signal other processes by pid, and everything "
-                        "it starts dies with it)")
+                   help="do not give the command its own PID namespace (by default it gets one, "
+                        "without root inside a user namespace where the kernel allows it: it "
+                        "cannot see or signal other processes by pid, and everything it starts "
+                        "dies with it)")
     g = p.add_argument_group("filesystem (Landlock)", FS_HELP)
     g.add_argument("--fs-ro", metavar="PATH", action="append",
                    help="read-only path (repeatable; must exist)")

@@ -7,6 +7,7 @@ child up with raw syscalls and execs, and csrc/watch.c supervises the run with t
 from __future__ import annotations
 
 import errno as _errno
+import logging
 import os
 import resource
 import shutil
@@ -62,13 +63,7 @@ def _own_bounding_set() -> int:
 _OWN_BOUNDING = _own_bounding_set()
 
 
-def _init_exe() -> Optional[bytes]:
-    """sandbox-init, built beside this package: pid 1 of a run's PID namespace."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox-init")
-    return os.fsencode(path) if os.access(path, os.X_OK) else None
-
-
-_INIT_EXE = _init_exe()
+_INIT_EXE = _core.INIT_EXE   # sandbox-init: pid 1 of a run's PID namespace
 _CAP_NUMBERS = {name: i for i, name in enumerate(_profile.CAPABILITIES)}
 
 
@@ -114,6 +109,36 @@ def _protect_supervisor() -> None:
     if not _protected:
         _core.set_dumpable(False)
         _protected = True
+
+
+_warned_no_userns = False
+
+
+def _namespaces(is_root: bool, wanted) -> tuple:
+    """(pid_namespace, user_namespace, refusal) for Sandbox's pid_namespace option. Root makes
+    a PID namespace by itself; anyone else only inside a user namespace of the run's own, where
+    the kernel allows unprivileged ones. refusal: why every run must be refused, or None."""
+    global _warned_no_userns
+    if is_root or (wanted is not None and not wanted):
+        return (is_root if wanted is None else bool(wanted)), False, None
+    err = _core.userns_error()
+    if err == 0:
+        return True, True, None
+    if _core.INIT_EXE is None:
+        why = "sandbox-init, which maps the ids of a user namespace, is not built"
+    else:
+        why = ("this kernel refuses an unprivileged user namespace (%s; see "
+               "user.max_user_namespaces, kernel.unprivileged_userns_clone, AppArmor's "
+               "restrict_unprivileged_userns)" % os.strerror(err))
+    if wanted:
+        return True, True, "pid_namespace=True without root needs a user namespace, but " + why
+    if not _warned_no_userns:
+        _warned_no_userns = True
+        logging.getLogger("sandbox").warning(
+            "runs get no PID namespace: not root, and %s. A run is then contained by its process "
+            "group only (Result.containment), so a daemon it starts with setsid can outlive it",
+            why)
+    return False, False, None
 
 
 class SetupRefused(Exception):
@@ -219,6 +244,13 @@ class Sandbox:
     this process that installed the filter on itself once (sandbox/spawner.py), so they skip
     the per-run install too, when every action of the profile is ALLOW or ERRNO and it allows
     what that thread does (`spawner_refusal` says why not; spawn_path "spawner-thread").
+    pid_namespace: each run is pid 1 of a PID namespace (with a mount namespace and a /proc of
+    its own), so everything it starts dies with it and it cannot see other processes. None
+    (default): as root always; without root inside a user namespace of the run's own (which maps
+    only our uid and gid to themselves: the command keeps its ids and has no capability) when
+    the kernel allows unprivileged ones, else none, with a warning on logger "sandbox": a setsid
+    daemon can then escape the process group, the only containment left (Result.containment).
+    True: always (without root and no user namespace every run is refused); False: never.
     """
 
     def __init__(self, profile="default", *, caps=None, host_arch=None, kernel=None,
@@ -268,7 +300,9 @@ class Sandbox:
         self.use_cgroup = use_cgroup
         # As root the command would otherwise see, signal and ptrace every process of ours
         # (the supervisor included): give it a PID namespace of its own unless told not to.
-        self.pid_namespace = self.is_root if pid_namespace is None else bool(pid_namespace)
+        # Without root, where a user namespace makes one possible, it contains the tree.
+        self.pid_namespace, self.user_namespace, self._namespace_refusal = _namespaces(
+            self.is_root, pid_namespace)
         self.pdeathsig = int(pdeathsig or 0)
         self._setup_filesystem(profile, fs_ro, fs_rw, fs_unrestricted, allow_no_landlock)
         self.zygote = bool(zygote)
@@ -365,7 +399,8 @@ class Sandbox:
         try:
             return _zygote.Zygote(program=self.filter.program if self.filter else None,
                                   filter_flags=self.filter_flags, caps=caps,
-                                  last_cap=_LAST_CAP, pid_namespace=self.pid_namespace)
+                                  last_cap=_LAST_CAP, pid_namespace=self.pid_namespace,
+                                  user_namespace=self.user_namespace)
         except (OSError, _core.SpawnError) as e:
             self.zygote_refusal = str(e)
             return None
@@ -519,6 +554,9 @@ class Sandbox:
             return self._setup_error(argv, limits, "argv", "no command given")
         if self.refusal:
             return self._setup_error(argv, limits, "profile", self.refusal)
+        if self._namespace_refusal:
+            return self._setup_error(argv, limits, "userns", self._namespace_refusal,
+                                     _core.userns_error())
         envmap = dict(self.env)
         if env:
             envmap.update({str(k): str(v) for k, v in env.items()})
@@ -717,6 +755,7 @@ class Sandbox:
                         program=(self.notify_program or self.filter.program) if self.filter
                         else None,
                         filter_flags=self.filter_flags, new_pidns=own_pidns,
+                        new_userns=own_pidns and self.user_namespace,
                         init_exe=_INIT_EXE if own_pidns else None,
                         notifier=notifier, notify_share_vm=self.is_root,
                         landlock_fd=landlock_fd,
@@ -945,6 +984,9 @@ def _spawn_message(e, exe, cwd, landlocked=False) -> str:
         return "%s: execve failed: %s" % (exe, os.strerror(err))
     if e.stage == "chdir":
         return "cannot change directory to %s: %s" % (cwd, os.strerror(err))
+    if e.stage == "userns":
+        return ("setting up the run's user namespace failed: %s (pid_namespace=False runs "
+                "without one, contained by its process group only)" % os.strerror(err))
     if e.stage == "seccomp":
         return "installing the seccomp filter failed: %s" % os.strerror(err)
     if e.stage == "landlock":

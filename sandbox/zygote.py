@@ -99,9 +99,12 @@ def refusal(flt, ids: bool, caps: bool) -> Optional[str]:
 
 class Zygote:
     """One running zygote. Hold .lock around spawn(): one request at a time. A ZygoteError
-    from spawn() other than E2BIG/EMSGSIZE means this one is dead (the caller starts another)."""
+    from spawn() other than E2BIG/EMSGSIZE means this one is dead (the caller starts another).
+    pid_namespace: the zygote is pid 1 of a PID namespace its jobs share; user_namespace (with
+    it, for a non-root supervisor): that namespace is made inside a user namespace of its own."""
 
-    def __init__(self, *, program, filter_flags: int, caps, last_cap: int, pid_namespace: bool):
+    def __init__(self, *, program, filter_flags: int, caps, last_cap: int, pid_namespace: bool,
+                 user_namespace: bool = False):
         self.lock = threading.Lock()
         self.dead = False
         parent, child = socket.socketpair(socket.AF_UNIX,
@@ -113,7 +116,8 @@ class Zygote:
             self.pid, self.pidfd, _ = _core.spawn(
                 EXE, [b"sandbox-zygote"], [], None, [child_fd, devnull, devnull],
                 caps=caps, last_cap=last_cap, program=program, filter_flags=filter_flags,
-                new_pidns=pid_namespace, init_exe=None)
+                new_pidns=pid_namespace, new_userns=pid_namespace and user_namespace,
+                init_exe=None)
         except BaseException:
             os.close(self.sock)
             raise

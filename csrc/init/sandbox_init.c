@@ -5,7 +5,11 @@
  * This program reaps every process of the namespace; when pid 2 ends it writes pid 2's wait
  * status (4 bytes) to fd 3 and exits, which makes the kernel kill whatever is left.
  * It holds no capability and touches nothing else. Built without libc where we can, so that
- * starting it costs as little as an exec can. */
+ * starting it costs as little as an exec can.
+ *
+ * Run as any other pid it only holds still: the helper through whose /proc files pid 1 maps
+ * the ids of a run's user namespace (csrc/spawn.c, map_own_ids). It closes fd 0 to say that it
+ * runs (exec done, its memory its own), then waits for the SIGKILL that ends it. */
 #include <stdint.h>
 
 #define MAIN_PID 2
@@ -16,6 +20,9 @@
 #define NR_exit_group 231
 #define NR_wait4 61
 #define NR_prctl 157
+#define NR_close 3
+#define NR_getpid 39
+#define NR_rt_sigsuspend 130
 static long sys4(long nr, long a, long b, long c, long d)
 {
 	long ret;
@@ -30,6 +37,9 @@ static long sys4(long nr, long a, long b, long c, long d)
 #define NR_exit_group 94
 #define NR_wait4 260
 #define NR_prctl 167
+#define NR_close 57
+#define NR_getpid 172
+#define NR_rt_sigsuspend 133
 static long sys4(long nr, long a, long b, long c, long d)
 {
 	register long x8 __asm__("x8") = nr;
@@ -49,6 +59,9 @@ static long sys4(long nr, long a, long b, long c, long d)
 #define NR_exit_group SYS_exit_group
 #define NR_wait4 SYS_wait4
 #define NR_prctl SYS_prctl
+#define NR_close SYS_close
+#define NR_getpid SYS_getpid
+#define NR_rt_sigsuspend SYS_rt_sigsuspend
 static long sys4(long nr, long a, long b, long c, long d)
 {
 	long r = syscall(nr, a, b, c, d);
@@ -58,6 +71,15 @@ static long sys4(long nr, long a, long b, long c, long d)
 #endif
 
 #define EINTR_NEG (-4)
+
+static void hold(void)
+{
+	uint64_t all = ~(uint64_t)0;
+
+	sys4(NR_close, 0, 0, 0, 0);
+	for (;;)
+		sys4(NR_rt_sigsuspend, (long)&all, sizeof(all), 0, 0); /* only SIGKILL ends it */
+}
 
 static void run_init(void)
 {
@@ -81,11 +103,15 @@ static void run_init(void)
 #ifdef SB_NOLIBC
 void _start(void)
 {
+	if (sys4(NR_getpid, 0, 0, 0, 0) != 1)
+		hold();
 	run_init();
 }
 #else
 int main(void)
 {
+	if (sys4(NR_getpid, 0, 0, 0, 0) != 1)
+		hold();
 	run_init();
 	return 0;
 }

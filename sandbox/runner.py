@@ -64,6 +64,28 @@ _OWN_BOUNDING = _own_bounding_set()
 
 
 _INIT_EXE = _core.INIT_EXE   # sandbox-init: pid 1 of a run's PID namespace
+
+_devnull = [-1]
+
+
+def _devnull_fd() -> int:
+    """A /dev/null descriptor (read-write, close-on-exec) shared by every run of this process
+    for stdin and discarded output: an fstat to check it is still ours is cheaper than a path
+    lookup per run. Opened again when something closed or replaced it."""
+    fd = _devnull[0]
+    if fd >= 0:
+        try:
+            st = os.fstat(fd)
+            if st.st_rdev == _DEVNULL_RDEV and st.st_mode & 0o170000 == 0o020000:
+                return fd
+        except OSError:
+            pass
+    _devnull[0] = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    return _devnull[0]
+
+
+_DEVNULL_RDEV = os.stat(os.devnull).st_rdev
+_devnull_fd()   # now, not in the middle of someone's descriptor count
 _CAP_NUMBERS = {name: i for i, name in enumerate(_profile.CAPABILITIES)}
 
 
@@ -178,6 +200,8 @@ def _resolve_user(user):
 def _which(cmd: str, path: str, cwd: Optional[str]) -> Optional[str]:
     """execvp's search, done in the parent with the child's PATH; an absolute path, since the
     child execs after its chdir (cwd must already be absolute)."""
+    if cmd.startswith("/"):
+        return os.path.normpath(cmd)
     base = cwd or os.getcwd()
     if "/" in cmd:
         return os.path.normpath(os.path.join(base, cmd))
@@ -557,8 +581,9 @@ class Sandbox:
         if self._namespace_refusal:
             return self._setup_error(argv, limits, "userns", self._namespace_refusal,
                                      _core.userns_error())
-        envmap = dict(self.env)
+        envmap = self.env   # copied only when this run changes it
         if env:
+            envmap = dict(self.env)
             envmap.update({str(k): str(v) for k, v in env.items()})
         cwd = cwd if cwd is not None else self.cwd
         if cwd is not None:
@@ -589,6 +614,7 @@ class Sandbox:
                     return self._setup_error(argv, limits, "scratch", "making a scratch "
                                              "directory: %s" % e, e.errno)
             if "TMPDIR" not in self._env_given and not (env and "TMPDIR" in env):
+                envmap = dict(envmap)
                 envmap["TMPDIR"] = cwd
         try:
             exe = _which(argv[0], envmap.get("PATH", DEFAULT_PATH), cwd)
@@ -635,6 +661,17 @@ class Sandbox:
             return self._spawn_and_watch(argv, exe, envmap, cwd, limits, stdin, stdout, stderr,
                                          landlock_fd=ruleset.fd, run_slot=run_slot)
 
+    def _envp(self, envmap: dict) -> list:
+        """The environment as execve takes it; the Sandbox's own is encoded once."""
+        if envmap is self.env:
+            cached = self.__dict__.get("_envp_cache")
+            if cached is not None and cached[0] is envmap:
+                return cached[1]
+        envp = [os.fsencode("%s=%s" % kv) for kv in envmap.items()]
+        if envmap is self.env:
+            self._envp_cache = (envmap, envp)
+        return envp
+
     def _spawn_and_watch(self, argv, exe, envmap, cwd, limits, stdin, stdout, stderr,
                          landlock_fd=-1, run_slot=None) -> Result:
         cg = None
@@ -660,9 +697,7 @@ class Sandbox:
             stdio = []
             # stdin
             if stdin is None or stdin is DEVNULL:
-                fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-                to_close.append(fd)
-                stdio.append(fd)
+                stdio.append(_devnull_fd())
             elif stdin is INHERIT:
                 stdio.append(0)
             elif isinstance(stdin, (bytes, str)):
@@ -686,9 +721,7 @@ class Sandbox:
                 elif target is INHERIT:
                     stdio.append(which)
                 elif target is DEVNULL or target is None:
-                    fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-                    to_close.append(fd)
-                    stdio.append(fd)
+                    stdio.append(_devnull_fd())
                 else:
                     stdio.append(target if isinstance(target, int) else target.fileno())
 
@@ -713,8 +746,7 @@ class Sandbox:
                     klog_reason = str(e)
             if via_zygote and cwd is None:
                 cwd = os.getcwd()  # the zygote's is the one we had when it started
-            args = (os.fsencode(exe), [os.fsencode(a) for a in argv],
-                    [os.fsencode("%s=%s" % kv) for kv in envmap.items()],
+            args = (os.fsencode(exe), [os.fsencode(a) for a in argv], self._envp(envmap),
                     os.fsencode(cwd) if cwd is not None else None, stdio)
             kw = dict(umask=self.umask if self.umask is not None else -1,
                       rlimits=self._rlimits(limits, cg),

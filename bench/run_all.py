@@ -15,6 +15,7 @@ import bench_landlock  # noqa: E402
 import bench_log  # noqa: E402
 import bench_reliability  # noqa: E402
 import bench_spawn  # noqa: E402
+import bench_userns  # noqa: E402
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="run every benchmark")
@@ -24,6 +25,11 @@ if __name__ == "__main__":
     bench_filter.main()
     print()
     bench_spawn.main()
+    print()
+    try:
+        bench_userns.main()
+    except SystemExit as e:   # no unprivileged user namespace, or nobody cannot read us
+        print("(user namespace bench skipped: %s)" % e)
     print()
     bench_landlock.main()
     print()

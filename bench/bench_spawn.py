@@ -73,7 +73,7 @@ def python_level(path: str, rounds: int, per: int) -> dict:
         threaded.close()
 
 
-def main(rounds=20, per=25):
+def main(rounds=40, per=25):
     path = common.docker_profile()
     policy = profile.load(path, host_arch="x86_64", caps="docker", kernel=(6, 18))
     program = _core.compile(policy)

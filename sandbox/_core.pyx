@@ -652,8 +652,11 @@ cdef class Spawner:
     process), which starts runs for spawn(spawner=): its children inherit the filter, so no run
     installs one (csrc/spawner.h). The thread runs under the filter: the caller checks first that
     the profile allows what it does (sandbox/spawner.py). Raises SpawnError when the filter
-    cannot be installed. stop() (or garbage collection) ends the thread."""
+    cannot be installed. stop() (or garbage collection) ends the thread once every run it
+    started has been released (a run's pdeathsig follows the thread that forked it)."""
     cdef sb_spawner *s
+    cdef int users          # runs started and not yet released (counted under the GIL)
+    cdef bint stopping
 
     def __cinit__(self, program, unsigned int filter_flags=0):
         cdef const unsigned char[::1] view = program
@@ -671,12 +674,32 @@ cdef class Spawner:
         """The thread's id (its /proc/self/task/TID/status shows the filter)."""
         return sb_spawner_tid(self.s) if self.s != NULL else -1
 
-    def stop(self):
+    cdef sb_spawner *_enter(self) except NULL:
+        if self.s == NULL or self.stopping:
+            raise SpawnerGone(3, "the spawner thread was stopped")  # ESRCH
+        self.users += 1
+        return self.s
+
+    cdef void _leave(self):
+        self.users -= 1
+        if self.stopping and self.users == 0:
+            self._free()
+
+    cdef void _free(self):
         cdef sb_spawner *s = self.s
         self.s = NULL
         if s != NULL:
             with nogil:
                 sb_spawner_stop(s)
+
+    def release(self):
+        """A run this thread started has been reaped (see spawn(spawner=))."""
+        self._leave()
+
+    def stop(self):
+        self.stopping = True
+        if self.users == 0:
+            self._free()
 
     def __dealloc__(self):
         if self.s != NULL:
@@ -786,7 +809,31 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
     ZygoteError when the zygote is unreachable or died. One call at a time per socket.
     spawner: start it from that pre-filtered thread (program and notifier must be None,
     new_pidns False: the child inherits the thread's filter); raises SpawnerGone when the
-    thread cannot serve (nothing started)."""
+    thread cannot serve (nothing started). Once it has started, call spawner.release() when
+    the run has been reaped: the thread must outlive its children, whose PR_SET_PDEATHSIG
+    fires when the thread that forked them exits."""
+    cdef sb_spawner *c_spawner = NULL
+    if spawner is not None:
+        if program is not None or notifier is not None or new_pidns or zygote_sock >= 0:
+            raise ValueError("a spawner's child inherits its filter: no program, notifier, "
+                             "PID namespace or zygote")
+        c_spawner = spawner._enter()   # left by spawner.release() once the run is reaped
+    try:
+        return _spawn(exe, argv, envp, cwd, stdio, umask, rlimits, cgroup_fds, ids, caps,
+                      last_cap, pdeathsig, program, filter_flags, keep_fd, new_pidns, init_exe,
+                      landlock_fd, notifier, notify_share_vm, loginuid, zygote_sock, c_spawner,
+                      new_userns)
+    except BaseException:
+        if spawner is not None:
+            spawner._leave()
+        raise
+
+
+cdef _spawn(bytes exe, list argv, list envp, cwd, stdio, int umask, list rlimits,
+            list cgroup_fds, ids, caps, int last_cap, int pdeathsig, program,
+            unsigned int filter_flags, int keep_fd, bint new_pidns, bytes init_exe,
+            int landlock_fd, Notifier notifier, bint notify_share_vm, loginuid,
+            int zygote_sock, sb_spawner *c_spawner, bint new_userns):
     cdef sb_spawn_req req
     cdef sb_spawn_result res
     cdef list keep = []
@@ -798,14 +845,6 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
     cdef const unsigned char[::1] prog_view
     cdef Py_ssize_t i
     cdef int rc, transport_err = 0
-    cdef sb_spawner *c_spawner = NULL
-    if spawner is not None:
-        if program is not None or notifier is not None or new_pidns or zygote_sock >= 0:
-            raise ValueError("a spawner's child inherits its filter: no program, notifier, "
-                             "PID namespace or zygote")
-        c_spawner = spawner.s
-        if c_spawner == NULL:
-            raise SpawnerGone(3, "the spawner thread was stopped")  # ESRCH
     rlimits = rlimits or []
     cgroup_fds = cgroup_fds or []
     memset(&req, 0, sizeof(req))

@@ -676,6 +676,7 @@ class Sandbox:
                          landlock_fd=-1, run_slot=None) -> Result:
         cg = None
         slot_held = False
+        spawned_by = None   # the spawner thread that started the run, until it is reaped
         to_close = []
         in_fd = out_r = err_r = -1
         in_data = b""
@@ -778,6 +779,8 @@ class Sandbox:
                                 pid, pidfd, status_fd = _core.spawn(*args, **kw,
                                                                     spawner=spawner)
                                 spawn_path = "spawner-thread"
+                                # released once reaped: its pdeathsig follows that thread
+                                spawned_by = spawner
                             except _core.SpawnerGone:
                                 self._spawner.forget()
                 if spawn_path is None and zy is None:
@@ -870,6 +873,8 @@ class Sandbox:
                 self._name_the_kill(result, start, exe)
             return result
         finally:
+            if spawned_by is not None:
+                spawned_by.release()
             if slot_held:
                 run_slot.release()
             for fd in to_close + [x for x in (in_fd, out_r, err_r) if x >= 0]:

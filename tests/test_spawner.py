@@ -160,3 +160,27 @@ def test_needed_calls_cover_the_zygote_set_up():
         setup = zygote.job_setup_calls(arch, ids=True, caps=True)
         assert set(setup) <= set(spawner.needed_syscalls(arch, True, True, False))
         assert set(setup) <= set(zygote.needed_syscalls(arch, True, True))
+
+
+def test_close_while_other_threads_run_is_safe(sb):
+    """close() stops the thread only once the spawns in progress have returned; runs that
+    find it stopping start directly or from a new thread."""
+    results, stop = [], threading.Event()
+
+    def worker():
+        while not stop.is_set():
+            results.append(sb.run(["true"]))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(30):
+            sb.close()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert results and all(r.verdict == "OK" for r in results), \
+        [r for r in results if r.verdict != "OK"][:1]
+    assert {r.spawn_path for r in results} <= {"spawner-thread", "direct"}

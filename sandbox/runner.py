@@ -807,15 +807,18 @@ class Sandbox:
                 return self._setup_error(
                     argv, limits, "zygote", "the zygote died while starting the command (it "
                     "may have started and been killed): %s" % e, e.errno, zy)
-            match = auditlog.RunMatch(start, auditlog.run_session(pid), {pid}) if klog else None
-            for fd in to_close:
-                os.close(fd)
-            to_close = []
-            wall = limits.effective_wall()
-            if pidfd >= 0:
-                with _running_lock:
-                    _running[pidfd] = False
+            watching = False
             try:
+                match = auditlog.RunMatch(start, auditlog.run_session(pid), {pid}) \
+                    if klog else None
+                for fd in to_close:
+                    os.close(fd)
+                to_close = []
+                wall = limits.effective_wall()
+                if pidfd >= 0:
+                    with _running_lock:
+                        _running[pidfd] = False
+                watching = True
                 raw = _core.watch(
                     pid, pidfd, pid if zy is None else 0, status_fd=status_fd,
                     report_fd=report_fd, in_fd=in_fd, in_data=in_data, out_fd=out_r,
@@ -829,15 +832,19 @@ class Sandbox:
                     cg_events_fd=cg.events_fd if (cg and not own_pidns) else -1,
                     cpu_base_ns=cg.cpu_base_usec * 1000 if cg else 0, notifier=notifier)
             except BaseException:
-                # watch() itself failed (it kills and reaps on a signal): never leave the
-                # child running unsupervised or unreaped (a zygote's job: the zygote reaps it)
+                # watch() itself failed (it kills and reaps on a signal), or something before
+                # it did: never leave the child running unsupervised or unreaped (a zygote's
+                # job: the zygote reaps it)
                 if zy is None:
                     _kill_and_reap(pid)
                 elif pidfd >= 0:
                     _pidfd_kill(pidfd)
                 raise
             finally:
-                in_fd = out_r = err_r = -1  # closed by watch
+                if watching:
+                    in_fd = out_r = err_r = -1  # closed by watch
+                else:
+                    to_close += [fd for fd in (status_fd, report_fd) if fd >= 0]
                 if slot_held:
                     run_slot.release()  # the command has ended: the next one may start
                     slot_held = False

@@ -504,3 +504,26 @@ def test_inherit_stdio_is_the_callers(docker, tmp_path, capfd):
     r = docker.run(["sh", "-c", "echo via-inherit"], stdout=INHERIT, stderr=PIPE)
     assert r.verdict == "OK" and r.stdout is None and r.stderr == b""
     assert "via-inherit" in capfd.readouterr().out
+
+
+@pytest.mark.parametrize("pid_namespace", [False, None])
+def test_a_failure_between_start_and_supervision_kills_and_reaps_the_run(
+        monkeypatch, pid_namespace):
+    """Whatever raises after the command started and before it is supervised (here: the wall
+    limit's computation) kills and reaps it and leaks no descriptor."""
+    sb = Sandbox(S.docker_default(), pid_namespace=pid_namespace, use_cgroup=False)
+    sb.run(["true"])   # the spawner thread and the rest are set up
+    m = S.sleep_marker()
+    before = S.fd_count()
+
+    def boom(self):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(runner.Limits, "effective_wall", boom)
+    with pytest.raises(RuntimeError):
+        sb.run(["sleep", m])
+    monkeypatch.undo()
+    assert S.wait_gone(m, timeout=3.0) == []
+    assert S.zombie_children() == [] and S.no_waitable_child()
+    assert S.fd_count() == before
+    sb.close()

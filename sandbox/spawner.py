@@ -24,8 +24,6 @@ from . import _core
 from .policy import RET_ALLOW, RET_ERRNO, action_name
 from .zygote import job_setup_calls, vfork_call
 
-_PR_SET_NO_NEW_PRIVS = 38
-
 
 def needed_syscalls(arch: str, ids: bool, caps: bool, landlock: bool) -> list:
     """(name, args) of every call the thread makes under its filter, plus a run's set-up."""

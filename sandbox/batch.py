@@ -11,6 +11,7 @@ Jobs file (TOML: ``[[job]]`` tables; JSON lines: one object per line, same keys)
     time_limit = "2s"                   # CPU; wall_limit, memory_limit = "256M",
     output_limit = "1M"                 # processes = 40
     profile = "no-network"              # built-in name or path (relative to the jobs file)
+    fs_ro = ["@system", "data"]         # Landlock: what it may read (fs_rw: where it may write)
     expect_stdout = "42\\n"              # or expect_file = "hello.out"
     expect_exit = 0                     # the default
 
@@ -51,7 +52,7 @@ import time
 import uuid
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
-from . import builtin
+from . import builtin, landlock
 from .limits import parse_seconds, parse_size
 from .result import Result
 
@@ -65,8 +66,8 @@ EXIT_BAD_FILE = 2
 EXIT_INTERRUPTED = 130
 
 KEYS = ("name", "cmd", "stdin", "stdin_file", "env", "cwd", "time_limit", "wall_limit",
-        "memory_limit", "output_limit", "processes", "profile", "expect_stdout", "expect_file",
-        "expect_exit")
+        "memory_limit", "output_limit", "processes", "profile", "fs_ro", "fs_rw",
+        "expect_stdout", "expect_file", "expect_exit")
 
 # names people reach for, and the key they mean (checked before the spelling suggestion)
 _ALIASES = {
@@ -77,7 +78,8 @@ _ALIASES = {
     "expected_stdout": "expect_stdout", "expected_output": "expect_stdout",
     "stdout": "expect_stdout", "expected_exit": "expect_exit", "exit_code": "expect_exit",
     "expect_exit_code": "expect_exit", "expected_file": "expect_file",
-    "environment": "env", "workdir": "cwd", "dir": "cwd",
+    "environment": "env", "workdir": "cwd", "dir": "cwd", "read_only": "fs_ro",
+    "readonly": "fs_ro", "writable": "fs_rw", "read_write": "fs_rw",
 }
 
 GRACE_S = 2.0            # Ctrl-C: how long running jobs may finish before they are killed
@@ -105,6 +107,8 @@ class Job:
     output_limit: Optional[int] = None
     processes: Optional[int] = None
     profile: Optional[str] = None         # built-in name or absolute path; None: the batch's
+    fs_ro: Optional[Tuple[str, ...]] = None   # Landlock lists (absolute paths, @system,
+    fs_rw: Optional[Tuple[str, ...]] = None   # @scratch); None: the profile's default
     expect_stdout: Optional[str] = None
     expect_file: Optional[str] = None
     expect_exit: int = 0
@@ -342,6 +346,8 @@ class _EntryChecker:
         if profile is not None:
             profile = self._profile(profile)
 
+        fs = self._fs_lists(entry)
+
         expect_stdout = self.string(entry, "expect_stdout")
         expect_file = self.path(entry, "expect_file")
         if "expect_stdout" in entry and "expect_file" in entry:
@@ -359,7 +365,40 @@ class _EntryChecker:
         return Job(name=name, cmd=tuple(cmd), index=self.index, where=self.where, stdin=stdin,
                    stdin_file=stdin_file, env=env, cwd=cwd or self.base,
                    profile=profile, expect_stdout=expect_stdout, expect_file=expect_file,
-                   expect_exit=expect_exit, **limits), name
+                   expect_exit=expect_exit, **fs, **limits), name
+
+    def _fs_lists(self, entry: dict) -> dict:
+        """fs_ro / fs_rw: lists of existing paths (relative to the jobs file), plus @system in
+        fs_ro and @scratch in fs_rw, as Sandbox.run takes them."""
+        lists = {}
+        for key, own, other in (("fs_ro", landlock.SYSTEM, landlock.SCRATCH),
+                                ("fs_rw", landlock.SCRATCH, landlock.SYSTEM)):
+            raw = entry.get(key)
+            if raw is None:
+                continue
+            if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+                what = _kind(raw) if not isinstance(raw, list) else "a list with %s" % next(
+                    _kind(p) for p in raw if not isinstance(p, str))
+                self.bad('"%s" must be a list of paths, got %s' % (key, what))
+                continue
+            out = []
+            for p in raw:
+                if p == own:
+                    out.append(p)
+                elif p == other:
+                    self.bad('"%s": %s belongs in "%s"' % (
+                        key, p, "fs_rw" if key == "fs_ro" else "fs_ro"))
+                elif p.startswith("@"):
+                    self.bad('"%s": unknown name %s (%s goes in fs_ro, %s in fs_rw)'
+                             % (key, json.dumps(p), landlock.SYSTEM, landlock.SCRATCH))
+                else:
+                    full = _resolve_path(self.base, p)
+                    if os.path.exists(full):
+                        out.append(full)
+                    else:
+                        self.bad('"%s": %s: no such file or directory' % (key, full))
+            lists[key] = tuple(out)
+        return lists
 
     def _profile(self, spec: str) -> Optional[str]:
         if spec == builtin.UNCONFINED or builtin.path(spec) is not None:
@@ -590,7 +629,9 @@ def _run(job: Job, profile: str, batch_key, user=None, zygote=True) -> Result:
         return sb.run(list(job.cmd), stdin=stdin_file if stdin_file is not None else job.stdin,
                       env=job.env or None, cwd=job.cwd, cpu_time=job.time_limit,
                       timeout=job.wall_limit, memory=job.memory_limit,
-                      output_limit=job.output_limit, processes=job.processes)
+                      output_limit=job.output_limit, processes=job.processes,
+                      fs_ro=list(job.fs_ro) if job.fs_ro is not None else None,
+                      fs_rw=list(job.fs_rw) if job.fs_rw is not None else None)
     except Exception as e:
         return _error_result(job, profile, "batch", "%s: %s" % (type(e).__name__, e))
     finally:
@@ -928,6 +969,7 @@ object per line; .jsonl/.json, or sniffed), "-" for stdin:
   time_limit = "2s"  wall_limit = "5s"  memory_limit = "256M"
   output_limit = "1M"  processes = 40
   profile = "no-network"                 # built-in name or file (default: --profile)
+  fs_ro = ["@system", "data"]            # Landlock: read-only paths; fs_rw = ["@scratch"]
   expect_stdout = "42\\n"  or  expect_file = "hello.out"
   expect_exit = 0                        # the default
 

@@ -129,6 +129,8 @@ def test_toml_job_with_every_key(tmp_path):
         output_limit = 1024
         processes = "40"
         profile = "my.json"
+        fs_ro = ["@system", "in.txt"]
+        fs_rw = ["@scratch", "work"]
         expect_file = "want.out"
         expect_exit = 2
 
@@ -149,6 +151,9 @@ def test_toml_job_with_every_key(tmp_path):
     assert (full.memory_limit, full.output_limit, full.processes) == (256 << 20, 1024, 40)
     assert full.profile == str(tmp_path / "my.json")
     assert full.expect_file == str(tmp_path / "want.out") and full.expect_exit == 2
+    assert full.fs_ro == ("@system", str(tmp_path / "in.txt"))
+    assert full.fs_rw == ("@scratch", str(tmp_path / "work"))
+    assert (small.fs_ro, small.fs_rw) == (None, None)      # the profile's default
     assert full.where == "job[0]" and full.index == 0
     # defaults: cwd is the jobs file's directory, no limits, expect_exit 0
     assert small.cwd == str(tmp_path) and small.stdin == "x" and small.profile == "no-network"
@@ -203,7 +208,7 @@ ENTRY_ERRORS = [
     ("timeout = 3", 'unknown key "timeout" (did you mean "wall_limit"?)'),
     ("zzz = 1", 'unknown key "zzz" (known keys: name, cmd, stdin, stdin_file, env, cwd, '
                 "time_limit, wall_limit, memory_limit, output_limit, processes, profile, "
-                "expect_stdout, expect_file, expect_exit)"),
+                "fs_ro, fs_rw, expect_stdout, expect_file, expect_exit)"),
     ('cmd = "echo hi"', '"cmd" must be a list of strings, not a string: write ["echo", "hi"]'),
     ('cmd = "ls | wc -l"', '"cmd" must be a list of strings, not a string: for shell syntax '
                            'write ["sh", "-c", "ls | wc -l"]'),
@@ -229,6 +234,13 @@ ENTRY_ERRORS = [
     ('stdin_file = "nope.txt"', '"stdin_file": {tmp}/nope.txt: no such file'),
     ('expect_file = "nope.out"', '"expect_file": {tmp}/nope.out: no such file'),
     ('cwd = "nodir"', '"cwd": {tmp}/nodir: no such directory'),
+    ('fs_ro = "/usr"', '"fs_ro" must be a list of paths, got a string'),
+    ('fs_rw = [1]', '"fs_rw" must be a list of paths, got a list with an integer'),
+    ('fs_ro = ["@scratch"]', '"fs_ro": @scratch belongs in "fs_rw"'),
+    ('fs_rw = ["@system"]', '"fs_rw": @system belongs in "fs_ro"'),
+    ('fs_rw = ["@home"]',
+     '"fs_rw": unknown name "@home" (@system goes in fs_ro, @scratch in fs_rw)'),
+    ('fs_ro = ["nodir"]', '"fs_ro": {tmp}/nodir: no such file or directory'),
     ("expect_exit = 300", '"expect_exit" must be an integer from 0 to 255, got 300'),
     ('expect_exit = "3"', '"expect_exit" must be an integer from 0 to 255, got a string'),
 ]

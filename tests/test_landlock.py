@@ -442,3 +442,36 @@ def test_no_descriptor_is_left_behind(judge):
     import gc
     gc.collect()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_batch_jobs_carry_their_own_filesystem_lists(tmp_path):
+    """fs_ro / fs_rw in a jobs file: each job gets its own ruleset; a job without them keeps
+    the profile's default (none for Docker's profile)."""
+    from sandbox import batch
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "in.txt").write_text("visible\n")
+    (tmp_path / "secret.out").write_bytes(SECRET)
+    (tmp_path / "out").mkdir()
+    entries = [
+        {"name": "reads-data", "cmd": ["cat", str(tmp_path / "data" / "in.txt")],
+         "fs_ro": ["@system", "data"], "expect_stdout": "visible\n"},
+        {"name": "no-secret", "cmd": ["cat", str(tmp_path / "secret.out")],
+         "fs_ro": ["@system", "data"], "expect_exit": 1},
+        {"name": "writes-out", "cmd": ["sh", "-c", "echo hi > %s/out/x" % tmp_path],
+         "fs_ro": ["@system"], "fs_rw": ["out"]},
+        {"name": "no-write-elsewhere", "cmd": ["sh", "-c", "echo hi > %s/y" % tmp_path],
+         "fs_ro": ["@system"], "fs_rw": ["out"], "expect_exit": 2},
+        {"name": "unrestricted", "cmd": ["cat", str(tmp_path / "secret.out")],
+         "expect_stdout": SECRET.decode()},
+    ]
+    jobs, problems = batch.parse_jobs("\n".join(json.dumps(e) for e in entries),
+                                      name="jobs.jsonl", base_dir=str(tmp_path))
+    assert problems == []
+    results = batch.run_batch(jobs, jobs_parallel=2, default_profile="default")
+    assert {jr.job.name: jr.passed for jr in results} == {e["name"]: True for e in entries}, \
+        [(jr.job.name, jr.failures, jr.result.stderr) for jr in results if not jr.passed]
+    by_name = {jr.job.name: jr.result for jr in results}
+    assert b"Permission denied" in by_name["no-secret"].stderr
+    assert (tmp_path / "out" / "x").read_text() == "hi\n" and not (tmp_path / "y").exists()
+    assert by_name["reads-data"].landlock["ro"][-1] == str(tmp_path / "data")
+    assert by_name["unrestricted"].landlock is None

@@ -548,9 +548,10 @@ class Sandbox:
                       warnings=(list(self.policy.warnings) if self.policy else [])
                       + self._fs_warnings, **kw)
 
-    def _setup_error(self, argv, limits, stage, message, err=0, zygote=None) -> Result:
-        return self._result(argv, limits, verdict="SETUP_ERROR",
-                            spawn_path="direct" if zygote is None else "zygote", setup_error={
+    def _setup_error(self, argv, limits, stage, message, err=0,
+                     spawn_path="direct") -> Result:
+        return self._result(argv, limits, verdict="SETUP_ERROR", spawn_path=spawn_path,
+                            setup_error={
                                 "stage": stage, "errno": err,
                                 "errno_name": _errno.errorcode.get(err) if err else None,
                                 "message": message})
@@ -762,28 +763,30 @@ class Sandbox:
             if notifier is not None:
                 notifier.set_start(start)
             status_fd = report_fd = -1
-            spawn_path = None
+            # which start is tried: Result.spawn_path, also of a SETUP_ERROR
+            spawn_path = "zygote" if zy is not None else None
             try:
                 if zy is not None:
                     pid, pidfd, report_fd, zy = self._zygote_spawn(zy, args, kw)
                 if zy is None:
+                    spawn_path = None
                     own_pidns = self.pid_namespace  # (the zygote may have been given up)
                     if via_zygote and cg is None and self.use_cgroup and self.is_root \
                             and not own_pidns:
                         cg = _make_cgroup(limits)  # what the zygote would have contained
                         kw["cgroup_fds"] = list(cg.procs_fds) if cg else []
-                    if self._spawner is not None and not own_pidns:
-                        spawner = self._spawner.get()
-                        if spawner is not None:
-                            try:
-                                pid, pidfd, status_fd = _core.spawn(*args, **kw,
-                                                                    spawner=spawner)
-                                spawn_path = "spawner-thread"
-                                # released once reaped: its pdeathsig follows that thread
-                                spawned_by = spawner
-                            except _core.SpawnerGone:
-                                self._spawner.forget()
-                if spawn_path is None and zy is None:
+                    spawner = self._spawner.get() if (self._spawner is not None
+                                                      and not own_pidns) else None
+                    if spawner is not None:
+                        spawn_path = "spawner-thread"
+                        try:
+                            pid, pidfd, status_fd = _core.spawn(*args, **kw, spawner=spawner)
+                            # released once reaped: its pdeathsig follows that thread
+                            spawned_by = spawner
+                        except _core.SpawnerGone:
+                            self._spawner.forget()
+                            spawn_path = None
+                if spawn_path is None:
                     spawn_path = "direct"
                     pid, pidfd, status_fd = _core.spawn(
                         *args, **kw,
@@ -802,11 +805,11 @@ class Sandbox:
                     klog.close()
                 return self._setup_error(argv, limits, e.stage,
                                          _spawn_message(e, exe, cwd, landlock_fd >= 0), e.errno,
-                                         zy)
+                                         spawn_path)
             except _core.ZygoteError as e:
                 return self._setup_error(
                     argv, limits, "zygote", "the zygote died while starting the command (it "
-                    "may have started and been killed): %s" % e, e.errno, zy)
+                    "may have started and been killed): %s" % e, e.errno, spawn_path)
             watching = False
             try:
                 match = auditlog.RunMatch(start, auditlog.run_session(pid), {pid}) \
@@ -856,7 +859,7 @@ class Sandbox:
             if raw["report_lost"]:
                 return self._setup_error(
                     argv, limits, "zygote", "the zygote died while the command ran (it was "
-                    "killed; its exit status is unknown)", 0, zy)
+                    "killed; its exit status is unknown)", 0, spawn_path)
             stats = cg.stats() if cg else {}
             log = notify.seccomp_log(notifier.report()) if notifier is not None else None
             if klog is not None:
@@ -869,13 +872,8 @@ class Sandbox:
             syscall_report.emit_logging(log, argv)
             result = self._verdict(argv, limits, pid, raw, cg, stats, own_pidns,
                                    capture_out=stdout is PIPE, capture_err=stderr is PIPE,
-                                   log=log)
+                                   log=log, spawn_path=spawn_path)
             result.cancelled = cancelled
-            result.spawn_path = spawn_path or "zygote"
-            if zy is not None:
-                if result.containment == "process-group":
-                    result.containment = "zygote-subreaper"
-                result.pid_namespace = self.pid_namespace
             if result.verdict == "SECCOMP_KILLED" and not result.killed_by:
                 self._name_the_kill(result, start, exe)
             return result
@@ -923,7 +921,7 @@ class Sandbox:
                 return -1, -1, -1, None
 
     def _verdict(self, argv, limits, pid, raw, cg, stats, own_pidns, capture_out,
-                 capture_err, log=None) -> Result:
+                 capture_err, log=None, spawn_path="direct") -> Result:
         status = raw["status"]
         exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
@@ -970,9 +968,12 @@ class Sandbox:
             stdout=raw["stdout"] if capture_out else None,
             stderr=raw["stderr"] if capture_err else None,
             stdout_truncated=raw["stdout_truncated"], stderr_truncated=raw["stderr_truncated"],
-            pid=pid, pid_namespace=own_pidns, seccomp_log=log,
+            pid=pid, seccomp_log=log, spawn_path=spawn_path,
+            # a zygote's job: in the zygote's namespace, if any, and its leftovers swept by it
+            pid_namespace=self.pid_namespace if spawn_path == "zygote" else own_pidns,
             containment="pid-namespace" if own_pidns else (
-                "cgroup" if (cg and cg.kill_fd >= 0 and raw["tree_empty"]) else "process-group"))
+                "cgroup" if (cg and cg.kill_fd >= 0 and raw["tree_empty"]) else
+                "zygote-subreaper" if spawn_path == "zygote" else "process-group"))
 
 
 _NS_MAX = 2**62

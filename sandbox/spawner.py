@@ -22,7 +22,7 @@ from typing import Optional
 
 from . import _core
 from .policy import RET_ALLOW, RET_ERRNO, action_name
-from .zygote import job_setup_calls, vfork_call
+from .zygote import first_denied, job_setup_calls, vfork_call
 
 
 def needed_syscalls(arch: str, ids: bool, caps: bool, landlock: bool) -> list:
@@ -44,17 +44,8 @@ def refusal(flt, ids: bool, caps: bool, landlock: bool) -> Optional[str]:
         if action & 0xFFFF0000 not in (RET_ALLOW, RET_ERRNO):
             return ("the profile has %s actions, which must never reach a thread of the "
                     "supervisor" % action_name(action))
-    arch = policy.host_arch
-    for name, args in needed_syscalls(arch, ids, caps, landlock):
-        try:
-            d = flt.decide(name, args, arch=arch)
-        except ValueError:
-            return "%s has no syscall %s" % (arch, name)
-        if d.action & 0xFFFF0000 != RET_ALLOW:
-            return "the profile does not allow %s%s (%s), which the spawner thread needs" % (
-                name, "(%s)" % ", ".join("%#x" % a for a in args) if args else "",
-                d.action_name)
-    return None
+    return first_denied(flt, needed_syscalls(policy.host_arch, ids, caps, landlock),
+                        (RET_ALLOW,), "the spawner thread")
 
 
 class SpawnerSlot:

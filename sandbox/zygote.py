@@ -78,23 +78,30 @@ def needed_syscalls(arch: str, ids: bool, caps: bool) -> list:
             ("openat", ())] + job_setup_calls(arch, ids, caps)
 
 
+def first_denied(flt, calls, allowed, who: str) -> Optional[str]:
+    """Why `who` cannot run under this filter: the first of calls ((name, args) on the host
+    arch) whose action is not in allowed (RET_* kinds), or None."""
+    arch = flt.policy.host_arch
+    for name, args in calls:
+        try:
+            d = flt.decide(name, args, arch=arch)
+        except ValueError:
+            return "%s has no syscall %s" % (arch, name)
+        if d.action & 0xFFFF0000 not in allowed:
+            return "the profile does not allow %s%s (%s), which %s needs" % (
+                name, "(%s)" % ", ".join("%#x" % a for a in args) if args else "",
+                d.action_name, who)
+    return None
+
+
 def refusal(flt, ids: bool, caps: bool) -> Optional[str]:
     """Why jobs under this filter cannot go through a zygote, or None."""
     if EXE is None:
         return "sandbox-zygote is not built (python setup.py build_ext)"
     if flt is None:
         return None
-    arch = flt.policy.host_arch
-    for name, args in needed_syscalls(arch, ids, caps):
-        try:
-            d = flt.decide(name, args, arch=arch)
-        except ValueError:
-            return "%s has no syscall %s" % (arch, name)
-        if d.action & 0xFFFF0000 not in (RET_ALLOW, RET_LOG):
-            return "the profile does not allow %s%s (%s), which the zygote needs" % (
-                name, "(%s)" % ", ".join("%#x" % a for a in args) if args else "",
-                d.action_name)
-    return None
+    return first_denied(flt, needed_syscalls(flt.policy.host_arch, ids, caps),
+                        (RET_ALLOW, RET_LOG), "the zygote")
 
 
 class Zygote:

@@ -725,6 +725,19 @@ def cli(request):
     return [sys.executable, "-m", "sandbox.batch"]
 
 
+# two jobs that pass: one by its output, one by its exit status
+TWO_PASSING_JOBS = """\
+    [[job]]
+    name = "a"
+    cmd = ["echo", "hi"]
+    expect_stdout = "hi\\n"
+    [[job]]
+    name = "b"
+    cmd = ["sh", "-c", "exit 3"]
+    expect_exit = 3
+    """
+
+
 def run_cli(prefix, *args, **kw):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run(prefix + [str(a) for a in args], capture_output=True, text=True,
@@ -732,16 +745,7 @@ def run_cli(prefix, *args, **kw):
 
 
 def test_cli_exit_statuses(cli, tmp_path):
-    good = write(tmp_path / "good.toml", """\
-        [[job]]
-        name = "a"
-        cmd = ["echo", "hi"]
-        expect_stdout = "hi\\n"
-        [[job]]
-        name = "b"
-        cmd = ["sh", "-c", "exit 3"]
-        expect_exit = 3
-        """)
+    good = write(tmp_path / "good.toml", TWO_PASSING_JOBS)
     p = run_cli(cli, good, "-j", 2, "--results", tmp_path / "r.jsonl",
                 "--junit", tmp_path / "r.xml")
     assert p.returncode == 0, p.stderr
@@ -788,16 +792,7 @@ def test_cli_exit_statuses(cli, tmp_path):
 
 @needs_core
 def test_cli_processes_executor(tmp_path, capsys):
-    jobs_file = write(tmp_path / "jobs.toml", """\
-        [[job]]
-        name = "a"
-        cmd = ["echo", "hi"]
-        expect_stdout = "hi\\n"
-        [[job]]
-        name = "b"
-        cmd = ["sh", "-c", "exit 3"]
-        expect_exit = 3
-        """)
+    jobs_file = write(tmp_path / "jobs.toml", TWO_PASSING_JOBS)
     out = tmp_path / "r.jsonl"
     assert batch.main([str(jobs_file), "--executor", "processes", "-j", "2",
                        "--results", str(out), "-q"]) == 0

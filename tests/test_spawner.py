@@ -72,6 +72,7 @@ def test_same_answers_as_a_run_that_installs_the_filter(sb):
 def test_set_up_failures_are_reported_by_stage(sb, tmp_path):
     r = sb.run(["true"], cwd=str(tmp_path / "missing"))
     assert r.verdict == "SETUP_ERROR" and r.setup_error["stage"] == "chdir", r
+    assert r.spawn_path == "spawner-thread"      # the start that was tried
     script = tmp_path / "not-executable"
     script.write_text("#!/bin/sh\n")
     r = sb.run([str(script)])

@@ -143,16 +143,30 @@ static int cap_kept(const struct sb_spawn_req *r, int cap)
 	return cap < 64 && ((r->caps >> cap) & 1);
 }
 
-static void reset_signal_handlers(void)
+static void reset_signal_handlers(uint64_t which)
 {
 	for (int sig = 1; sig < 65; sig++) {
 		struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } sa = {0};
 
-		if (sig == SIGKILL || sig == SIGSTOP)
+		if (sig == SIGKILL || sig == SIGSTOP || (which && !((which >> (sig - 1)) & 1)))
 			continue;
 		sa.handler = SIG_DFL;
 		raw(SYS_rt_sigaction, sig, (long)&sa, 0, 8, 0); /* EINVAL for unused numbers: fine */
 	}
+}
+
+/* Drop from the bounding set every capability not kept that is still in it. Reading is cheap;
+ * a drop is not (the kernel allocates new credentials and frees the old ones after an RCU
+ * grace period), and a zygote or a spawner thread has dropped most of them once already. */
+static long drop_bounding(const struct sb_spawn_req *r)
+{
+	for (int cap = 0; cap <= r->last_cap; cap++) {
+		if (cap_kept(r, cap) || raw(SYS_prctl, PR_CAPBSET_READ, cap, 0, 0, 0) == 0)
+			continue;
+		if (raw(SYS_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 static void drop_all_caps(int pipe_w, int last_cap)
@@ -161,7 +175,8 @@ static void drop_all_caps(int pipe_w, int last_cap)
 	struct __user_cap_data_struct data[2];
 
 	for (int cap = 0; cap <= last_cap; cap++)
-		CHECK(SB_STAGE_INIT, raw(SYS_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0));
+		if (raw(SYS_prctl, PR_CAPBSET_READ, cap, 0, 0, 0) != 0)
+			CHECK(SB_STAGE_INIT, raw(SYS_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0));
 	memset(data, 0, sizeof(data));
 	CHECK(SB_STAGE_INIT, raw(SYS_capset, (long)&hdr, (long)data, 0, 0, 0));
 	raw(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
@@ -205,7 +220,8 @@ static long mount_own_proc(void)
 }
 
 static __attribute__((noreturn)) void child(const struct sb_spawn_req *r, int pipe_w,
-					    const sigset_t *empty, struct sb_handshake *hs)
+					    const sigset_t *empty, struct sb_handshake *hs,
+					    int signals_reset)
 {
 	int fds[3];
 
@@ -215,7 +231,8 @@ static __attribute__((noreturn)) void child(const struct sb_spawn_req *r, int pi
 
 	/* 1. signals: every disposition back to default (the caller's Python handlers live in
 	 * memory we share); the mask is emptied just before the filter goes in */
-	reset_signal_handlers();
+	if (!signals_reset)
+		reset_signal_handlers(r->reset_signals);
 
 	/* 2. own session and process group, so the whole tree can be signalled */
 	CHECK(SB_STAGE_SESSION, raw(SYS_setsid, 0, 0, 0, 0, 0));
@@ -259,12 +276,8 @@ static __attribute__((noreturn)) void child(const struct sb_spawn_req *r, int pi
 		      raw(SYS_prlimit64, 0, r->rlimit[i].resource, (long)&r->rlimit[i].lim, 0, 0));
 
 	/* 7. privileges: bounding set first (needs CAP_SETPCAP), then ids, then the rest */
-	if (r->set_caps) {
-		for (int cap = 0; cap <= r->last_cap; cap++)
-			if (!cap_kept(r, cap))
-				CHECK(SB_STAGE_BOUNDING,
-				      raw(SYS_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0));
-	}
+	if (r->set_caps)
+		CHECK(SB_STAGE_BOUNDING, drop_bounding(r));
 	if (r->set_ids) {
 		CHECK(SB_STAGE_SETGROUPS, raw(SYS_setgroups, r->ngroups, (long)r->groups, 0, 0, 0));
 		CHECK(SB_STAGE_SETGID, raw(SYS_setresgid, r->gid, r->gid, r->gid, 0, 0));
@@ -447,7 +460,9 @@ static int command_entry(void *p)
 {
 	const struct clone_arg *a = p;
 
-	child(a->req, a->pipe_w, a->empty, a->hs);
+	/* started by pid 1 of a new PID namespace, which reset the signals already, or (a
+	 * notified run without one) straight from the caller */
+	child(a->req, a->pipe_w, a->empty, a->hs, a->req->new_pidns);
 }
 
 /* pid 1 of the run's PID namespace (shares our memory until it execs: raw syscalls only).
@@ -462,7 +477,7 @@ static int clone_child(void *p)
 	pid_t main_pid;
 	int pending = 0;
 
-	reset_signal_handlers();
+	reset_signal_handlers(r->reset_signals); /* (the command, started from here, inherits) */
 	/* a /proc of this namespace, in a mount namespace of our own, so other runs and the
 	 * supervisor cannot be reached through /proc/PID either */
 	CHECK(SB_STAGE_PROC, mount_own_proc());
@@ -470,7 +485,7 @@ static int clone_child(void *p)
 		CHECK(SB_STAGE_USERNS, map_own_ids(a));
 	new_audit_session(r);    /* before the command is started: init and it share it */
 	if (!r->init_exe)
-		child(r, pipe_w, a->empty, a->hs);
+		child(r, pipe_w, a->empty, a->hs, 1);
 	/* init stays out of the run's cgroups (it would count against pids.max); the command
 	 * joins them, and init goes when the command does */
 
@@ -482,7 +497,7 @@ static int clone_child(void *p)
 	} else {
 		main_pid = vfork();
 		if (main_pid == 0)
-			child(r, pipe_w, a->empty, NULL);
+			child(r, pipe_w, a->empty, NULL, 1);
 	}
 	if (main_pid < 0)
 		child_fail(pipe_w, SB_STAGE_FORK, errno);
@@ -527,7 +542,7 @@ static pid_t start_child(const struct sb_spawn_req *req, struct clone_arg *a)
 	if (!req->new_pidns) {
 		pid = vfork();
 		if (pid == 0)
-			child(req, a->pipe_w, a->empty, NULL);
+			child(req, a->pipe_w, a->empty, NULL, 0);
 		return pid;
 	}
 	stack = mmap(NULL, CLONE_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,

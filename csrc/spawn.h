@@ -99,6 +99,10 @@ struct sb_spawn_req {
 					 (PR_SET_CHILD_SUBREAPER, kept across execve), so whatever it
 					 leaves behind is reparented to our caller only once the command
 					 itself has ended: how a zygote tells which job left an orphan */
+	uint64_t reset_signals;       /* signals (bit sig-1) whose disposition the child resets to
+					 default before execve; 0: every one (the caller may have
+					 handlers: a vfork child shares their memory). A zygote, whose
+					 only non-default disposition is SIGPIPE ignored, names it alone */
 	const char *loginuid;         /* decimal uid written to /proc/self/loginuid first thing, so
 					 the run gets an audit session (`ses=` in audit records) of
 					 its own that every descendant inherits; best effort: on

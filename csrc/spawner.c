@@ -28,6 +28,8 @@ struct sb_spawner {
 	struct sb_spawn_result *res;
 	int rc;
 	unsigned int flags;
+	int last_cap;                 /* -1: keep our bounding set */
+	uint64_t keep_caps;
 	uint32_t len;
 	struct sock_filter filter[];
 };
@@ -41,6 +43,11 @@ static void *spawner_main(void *p)
 	/* every signal stays blocked here (inherited from sb_spawner_start): handlers run on the
 	 * supervisor's other threads */
 	s->tid = (int)syscall(SYS_gettid);
+	/* the bounding set is per thread and inherited: dropped here once, not by every run.
+	 * Best effort: without CAP_SETPCAP each run drops (or fails to drop) them itself */
+	for (int cap = 0; cap <= s->last_cap; cap++)
+		if (cap >= 64 || !((s->keep_caps >> cap) & 1))
+			prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		stage = SB_STAGE_NO_NEW_PRIVS;
 	else if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, s->flags, &prog) != 0)
@@ -76,7 +83,8 @@ static void *spawner_main(void *p)
 }
 
 struct sb_spawner *sb_spawner_start(const struct sock_filter *filter, uint32_t len,
-				    unsigned int flags, int *stage)
+				    unsigned int flags, int last_cap, uint64_t keep_caps,
+				    int *stage)
 {
 	struct sb_spawner *s = calloc(1, sizeof(*s) + len * sizeof(*filter));
 	sigset_t all, old;
@@ -88,6 +96,8 @@ struct sb_spawner *sb_spawner_start(const struct sock_filter *filter, uint32_t l
 	memcpy(s->filter, filter, len * sizeof(*filter));
 	s->len = len;
 	s->flags = flags;
+	s->last_cap = last_cap;
+	s->keep_caps = keep_caps;
 	s->owner = getpid();
 	s->state = STARTING;
 	pthread_mutex_init(&s->lock, NULL);

@@ -23,9 +23,12 @@ struct sb_spawner;
 #define SB_SPAWNER_GONE (-2)
 
 /* Start the thread and install the filter on it. NULL on failure with *stage (SB_STAGE_*) and
- * errno set. The program is copied. */
+ * errno set. The program is copied. last_cap >= 0: the thread first drops from its own
+ * bounding set every capability up to last_cap not in keep_caps (the runs' set), so runs find
+ * them gone (best effort; -1: leave it). */
 struct sb_spawner *sb_spawner_start(const struct sock_filter *filter, uint32_t len,
-				    unsigned int flags, int *stage);
+				    unsigned int flags, int last_cap, uint64_t keep_caps,
+				    int *stage);
 
 /* sb_spawn(req, res) run on the spawner's thread; req->filter and req->notify must be NULL
  * (the child inherits the thread's filter) and req->new_pidns 0 (the filter may forbid

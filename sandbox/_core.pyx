@@ -469,6 +469,7 @@ cdef extern from "spawner.h" nogil:
         pass
     enum: SB_SPAWNER_GONE
     sb_spawner *sb_spawner_start(const sock_filter *filter, uint32_t len, unsigned int flags,
+                                 int last_cap, uint64_t keep_caps,
                                  int *stage)
     int sb_spawner_spawn(sb_spawner *s, const sb_spawn_req *req, sb_spawn_result *res)
     int sb_spawner_tid(const sb_spawner *s)
@@ -653,19 +654,25 @@ cdef class Spawner:
     installs one (csrc/spawner.h). The thread runs under the filter: the caller checks first that
     the profile allows what it does (sandbox/spawner.py). Raises SpawnError when the filter
     cannot be installed. stop() (or garbage collection) ends the thread once every run it
-    started has been released (a run's pdeathsig follows the thread that forked it)."""
+    started has been released (a run's pdeathsig follows the thread that forked it).
+    keep_caps (with last_cap): the thread first drops every other capability from its own
+    bounding set, which its runs inherit, so that they need not drop them one by one."""
     cdef sb_spawner *s
     cdef int users          # runs started and not yet released (counted under the GIL)
     cdef bint stopping
 
-    def __cinit__(self, program, unsigned int filter_flags=0):
+    def __cinit__(self, program, unsigned int filter_flags=0, keep_caps=None, int last_cap=-1):
         cdef const unsigned char[::1] view = program
         cdef int stage = 0
         cdef uint32_t n = <uint32_t>(len(program) // 8)
+        cdef uint64_t keep = keep_caps if keep_caps is not None else 0
+        if keep_caps is None:
+            last_cap = -1
         if n == 0:
             raise ValueError("empty filter")
         with nogil:
-            self.s = sb_spawner_start(<const sock_filter *>&view[0], n, filter_flags, &stage)
+            self.s = sb_spawner_start(<const sock_filter *>&view[0], n, filter_flags, last_cap,
+                                      keep, &stage)
         if self.s == NULL:
             raise SpawnError(stage_name(stage), errno)
 

@@ -340,7 +340,8 @@ class Sandbox:
                 self.filter, ids=self.user is not None, caps=self.caps_mask is not None,
                 landlock=self.fs is not None))
         if self.spawner_refusal is None:
-            self._spawner = _spawner.SpawnerSlot(self.filter.program, self.filter_flags)
+            self._spawner = _spawner.SpawnerSlot(self.filter.program, self.filter_flags,
+                                                 self.caps_mask, _LAST_CAP)
         self._zygotes = []           # started ones; each serves one request at a time
         self._zygote_turn = 0
         self._zygote_lock = threading.Lock()

@@ -52,9 +52,10 @@ class SpawnerSlot:
     """A Sandbox's spawner thread, started on first use and again in a forked child (which
     inherits the object but not the thread)."""
 
-    def __init__(self, program: bytes, filter_flags: int):
+    def __init__(self, program: bytes, filter_flags: int, keep_caps=None, last_cap: int = -1):
         self.program = program
         self.filter_flags = filter_flags
+        self.keep_caps, self.last_cap = keep_caps, last_cap
         self._lock = threading.Lock()
         self._spawner = None
         self._pid = 0
@@ -74,7 +75,8 @@ class SpawnerSlot:
                 if old is not None:
                     old.stop()  # in a forked child: frees the copy, there is no thread
                 try:
-                    self._spawner = _core.Spawner(self.program, self.filter_flags)
+                    self._spawner = _core.Spawner(self.program, self.filter_flags,
+                                                  self.keep_caps, self.last_cap)
                 except (OSError, ValueError) as e:
                     self.failure = "the spawner thread could not install the filter: %s" % e
                     return None

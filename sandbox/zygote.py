@@ -38,7 +38,8 @@ _START_TIMEOUT_S = 10.0
 CAP_SETGID, CAP_SETUID, CAP_SETPCAP = 6, 7, 8
 _PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
-_PR_SET_PDEATHSIG, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS, _PR_CAP_AMBIENT = 1, 24, 38, 47
+_PR_SET_PDEATHSIG, _PR_CAPBSET_READ, _PR_CAPBSET_DROP = 1, 23, 24
+_PR_SET_NO_NEW_PRIVS, _PR_CAP_AMBIENT = 38, 47
 _CLONE_VFORK_FLAGS = 0x100 | 0x4000 | int(signal.SIGCHLD)   # CLONE_VM | CLONE_VFORK
 
 
@@ -52,7 +53,8 @@ def job_setup_calls(arch: str, ids: bool, caps: bool) -> list:
         ("execve", ()), ("exit_group", ()),
     ]
     if caps:
-        calls += [("prctl", (_PR_CAPBSET_DROP, 0)), ("capset", ()),
+        calls += [("prctl", (_PR_CAPBSET_READ, 0)), ("prctl", (_PR_CAPBSET_DROP, 0)),
+                  ("capset", ()),
                   ("prctl", (_PR_CAP_AMBIENT, 4))]
     if ids:
         calls += [("setgroups", ()), ("setresgid", ()), ("setresuid", ())]

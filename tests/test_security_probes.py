@@ -300,10 +300,24 @@ def _status_of_child(sb: Sandbox) -> dict:
     return S.status_fields(r.stdout.decode())
 
 
+# how a run can start: its own PID namespace (the root default), the pre-filtered spawner
+# thread, the pre-filtered zygote, a direct start that installs the filter itself. The last
+# three inherit their bounding set and signal dispositions from a forker that set them up once.
+SPAWN_PATHS = {
+    "pid-namespace": dict(),
+    "spawner-thread": dict(pid_namespace=False, use_cgroup=False),
+    "zygote": dict(zygote=True),
+    "direct": dict(pid_namespace=False, use_cgroup=False, spawner=False),
+}
+
+
 @S.needs_root
+@pytest.mark.parametrize("path", sorted(SPAWN_PATHS))
 @pytest.mark.parametrize("profile_name", PROFILES)
-def test_root_child_has_exactly_dockers_default_capabilities(profile_name):
-    st = _status_of_child(Sandbox(S.profile_spec(profile_name)))
+def test_root_child_has_exactly_dockers_default_capabilities(profile_name, path):
+    sb = Sandbox(S.profile_spec(profile_name), **SPAWN_PATHS[path])
+    st = _status_of_child(sb)
+    sb.close()
     want = S.DOCKER_DEFAULT_CAP_MASK
     assert want == 0xa80425fb
     assert int(st["CapEff"], 16) == want

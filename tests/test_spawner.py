@@ -57,6 +57,18 @@ def test_runs_inherit_the_threads_filter_and_nothing_else_is_filtered(sb):
     assert me["Seccomp"].strip() == "0" and me["NoNewPrivs"].strip() == "0"
 
 
+@S.needs_root
+def test_the_thread_drops_the_runs_bounding_set_once_and_only_on_itself(sb):
+    r = sb.run(["grep", "CapBnd", "/proc/self/status"])
+    assert r.spawn_path == "spawner-thread", r
+    want = "%016x" % sb.caps_mask
+    assert r.stdout.decode().split() == ["CapBnd:", want]
+    tid = sb._spawner.get().tid
+    assert _status("/proc/self/task/%d/status" % tid)["CapBnd"].strip() == want
+    mine = int(_status("/proc/self/status")["CapBnd"], 16)   # the main thread: untouched
+    assert mine & ~sb.caps_mask
+
+
 def test_same_answers_as_a_run_that_installs_the_filter(sb):
     direct = Sandbox(S.docker_default(), pid_namespace=False, use_cgroup=False, spawner=False)
     assert direct.spawner_refusal == "turned off (spawner=False)"

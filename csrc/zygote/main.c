@@ -119,6 +119,8 @@ static int serve_one(void)
 		return 0;
 	}
 	req.child_subreaper = 1;
+	/* every disposition here is the default but SIGPIPE's (see main) */
+	req.reset_signals = 1ull << (SIGPIPE - 1);
 	if (sb_spawn(&req, &res) == 0 && res.pidfd < 0) {
 		/* no pidfd (pidfd_open refused): the supervisor could not watch it */
 		kill(res.pid, SIGKILL);

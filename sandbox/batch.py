@@ -45,6 +45,7 @@ import queue
 import re
 import shlex
 import signal
+import _signal
 import socket
 import sys
 import threading
@@ -52,7 +53,7 @@ import time
 import uuid
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
-from . import builtin, landlock
+from . import builtin, jobthreads, landlock
 from .limits import parse_seconds, parse_size
 from .result import Result
 
@@ -735,8 +736,20 @@ def execute_job(job: Job, default_profile: str = "default", batch_key=None,
     cached per process, per (batch_key, profile, user, zygote)."""
     profile = job.profile or default_profile
     jr = judge(job, _run(job, profile, batch_key, user, zygote))
-    jr.worker = "%s:%d" % (socket.gethostname(), os.getpid())
+    jr.worker = _worker_name()
     return jr
+
+
+_worker = (0, "")
+
+
+def _worker_name() -> str:
+    """host:pid of this process (asked once per process)."""
+    global _worker
+    pid = os.getpid()
+    if _worker[0] != pid:
+        _worker = (pid, "%s:%d" % (socket.gethostname(), pid))
+    return _worker[1]
 
 
 def _not_started(job, default_profile, batch_key, user, zygote, stop, work=None):
@@ -777,8 +790,9 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
               batch_key=None) -> List[JobResult]:
     """Run jobs in parallel; return their JobResults in the jobs' order.
 
-    executor: any concurrent.futures.Executor (default: a ThreadPoolExecutor of jobs_parallel
-    threads, default os.cpu_count(), each running one job at a time, taken in the jobs' order);
+    executor: any concurrent.futures.Executor (default: a pool of jobs_parallel threads,
+    default os.cpu_count(), each running one job at a time, taken in the jobs' order:
+    sandbox/jobthreads.py);
     at most 3 x jobs_parallel jobs are submitted ahead.
     on_result(job_result) is called in the calling thread as each job finishes (completion
     order); on_progress(done, total, failed) after each job and at least every 0.1 s.
@@ -812,8 +826,7 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
         # One thread per command slot. Extra threads that prepare runs while the commands run
         # measured slower (bench_batch: 1250 against 1540 jobs/s of /bin/true at -j 2): the
         # hand-over between them costs more Python than it hides.
-        executor = concurrent.futures.ThreadPoolExecutor(max_workers=parallel,
-                                                         thread_name_prefix="sandbox-batch")
+        executor = jobthreads.JobThreads(parallel)
     batch_key = batch_key or uuid.uuid4().hex
     done_q: "queue.SimpleQueue" = queue.SimpleQueue()
     waiting = collections.deque(enumerate(jobs))
@@ -913,11 +926,15 @@ class _signals_held:
     def __enter__(self):
         self.on = threading.current_thread() is threading.main_thread()
         if self.on:
-            self.old = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+            self.old = _sigmask(signal.SIG_BLOCK, self.SIGNALS)
 
     def __exit__(self, *exc):
         if self.on:
-            signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
+            _sigmask(signal.SIG_SETMASK, self.old)
+
+
+# signal.pthread_sigmask turns the old mask into a set of enums: a cost per delivered result
+_sigmask = getattr(_signal, "pthread_sigmask", None) or signal.pthread_sigmask
 
 
 def _wind_down(in_flight, done_q, take, deliver, grace, kill):

@@ -73,9 +73,10 @@ def needed_syscalls(arch: str, ids: bool, caps: bool) -> list:
     the zygote's own start (which is checked by starting it)."""
     wait = ("poll", ()) if arch in ("x86_64", "x32", "x86") else ("ppoll", ())
     # the zygote's loop (with the subreaper's sweep of a finished job's leftovers: openat of
-    # /proc/thread-self/children), then a job's set-up
+    # /proc/thread-self/children, read again with pread64), then a job's set-up
     return [("recvmsg", ()), ("sendmsg", ()), wait, ("waitid", ()), ("wait4", ()), ("kill", ()),
-            ("pidfd_open", ()), ("pipe2", ()), ("read", ()), ("close", ()), vfork_call(arch),
+            ("pidfd_open", ()), ("pipe2", ()), ("read", ()), ("pread64", ()), ("close", ()),
+            vfork_call(arch),
             ("prctl", (_PR_SET_DUMPABLE, 0)), ("prctl", (_PR_SET_CHILD_SUBREAPER, 1)),
             ("openat", ())] + job_setup_calls(arch, ids, caps)
 

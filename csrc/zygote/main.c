@@ -157,17 +157,20 @@ static void kill_leftovers(void)
 {
 	static char buf[64 * 1024];
 	static pid_t doomed[8192];
+	/* kept open: a read from offset 0 lists the children afresh (a seq_file restarts) */
+	static int fd = -1;
 
+	if (fd < 0)
+		fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return; /* no /proc: the process group kill is all there is */
 	for (;;) {
-		int fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC), n = 0;
 		ssize_t got, len = 0;
+		int n = 0;
 
-		if (fd < 0)
-			return; /* no /proc: the process group kill is all there is */
-		while ((got = read(fd, buf + len, sizeof(buf) - 1 - (size_t)len)) > 0 ||
+		while ((got = pread(fd, buf + len, sizeof(buf) - 1 - (size_t)len, len)) > 0 ||
 		       (got < 0 && errno == EINTR))
 			len += got > 0 ? got : 0;
-		close(fd);
 		buf[len] = 0;
 		for (char *at = buf, *end; n < (int)(sizeof(doomed) / sizeof(*doomed)); at = end) {
 			long pid = strtol(at, &end, 10);

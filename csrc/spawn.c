@@ -73,6 +73,7 @@ static const char *const stage_names[SB_STAGE_COUNT] = {
 	[SB_STAGE_LISTENER] = "seccomp-listener",
 	[SB_STAGE_SUBREAPER] = "subreaper",
 	[SB_STAGE_USERNS] = "userns",
+	[SB_STAGE_SLOT] = "slot",
 };
 
 const char *sb_stage_name(int stage)

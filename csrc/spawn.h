@@ -39,6 +39,7 @@ enum sb_stage {
 	SB_STAGE_LISTENER,    /* the supervisor could not take over the notification listener */
 	SB_STAGE_SUBREAPER,   /* PR_SET_CHILD_SUBREAPER for the command (a zygote's job) */
 	SB_STAGE_USERNS,      /* user namespace: map our own uid/gid (pid 1, right after PROC) */
+	SB_STAGE_SLOT,        /* a zygote's job waiting for a batch slot was dropped (stopped) */
 	SB_STAGE_COUNT
 };
 

@@ -10,7 +10,7 @@
 
 #include "zygote.h"
 
-#define FDS_MAX (SB_ZYGOTE_NFD_FIXED + SB_ZYGOTE_MAX_CGROUP)
+#define FDS_MAX (SB_ZYGOTE_NFD_FIXED + SB_ZYGOTE_MAX_CGROUP + SB_ZYGOTE_NFD_SLOT)
 
 static size_t put(char *at, const char *s)
 {
@@ -36,7 +36,7 @@ static size_t strings_size(const struct sb_spawn_req *r, uint32_t *argc, uint32_
 	return n;
 }
 
-static struct sb_zygote_msg *pack(const struct sb_spawn_req *r)
+static struct sb_zygote_msg *pack(const struct sb_spawn_req *r, int slot)
 {
 	uint32_t argc, envc;
 	size_t n = strings_size(r, &argc, &envc);
@@ -66,6 +66,7 @@ static struct sb_zygote_msg *pack(const struct sb_spawn_req *r)
 	m->argc = argc;
 	m->envc = envc;
 	m->has_cwd = r->cwd != NULL;
+	m->slot = slot;
 	m->caps = r->caps;
 	memcpy(m->rlimit, r->rlimit, r->nrlimit * sizeof(*r->rlimit));
 	for (uint32_t i = 0; i < m->ngroups; i++)
@@ -134,13 +135,22 @@ static int recv_reply(int sock, struct sb_zygote_reply *rep, int *pidfd)
 
 int sb_zygote_spawn(int sock, const struct sb_spawn_req *req, struct sb_spawn_result *res)
 {
+	int64_t start_ns;
+
+	return sb_zygote_spawn_slot(sock, req, -1, -1, -1, res, &start_ns);
+}
+
+int sb_zygote_spawn_slot(int sock, const struct sb_spawn_req *req, int slot_r, int slot_w,
+			 int stop_r, struct sb_spawn_result *res, int64_t *start_ns)
+{
 	struct sb_zygote_msg *m;
 	struct sb_zygote_reply rep;
 	int report[2], fds[FDS_MAX], nfds = 0, rc, pidfd, saved;
 
 	memset(res, 0, sizeof(*res));
 	res->pid = res->pidfd = res->status_fd = -1;
-	m = pack(req);
+	*start_ns = 0;
+	m = pack(req, slot_r >= 0);
 	if (!m)
 		return SB_ZYGOTE_NOT_SENT;
 	if (pipe2(report, O_CLOEXEC) < 0) {
@@ -154,6 +164,11 @@ int sb_zygote_spawn(int sock, const struct sb_spawn_req *req, struct sb_spawn_re
 	fds[nfds++] = report[1];
 	for (uint32_t i = 0; i < req->ncgroup; i++)
 		fds[nfds++] = req->cgroup_procs[i];
+	if (slot_r >= 0) {
+		fds[nfds++] = slot_r;
+		fds[nfds++] = slot_w;
+		fds[nfds++] = stop_r;
+	}
 	rc = send_request(sock, m, fds, nfds);
 	saved = errno;
 	free(m);
@@ -177,6 +192,7 @@ int sb_zygote_spawn(int sock, const struct sb_spawn_req *req, struct sb_spawn_re
 	}
 	res->pidfd = pidfd;
 	res->pid = rep.pid;
+	*start_ns = rep.start_ns;
 	res->status_fd = report[0];
 	return 0;
 }
@@ -202,7 +218,8 @@ int sb_zygote_unpack(struct sb_zygote_msg *m, size_t len, const int *fds, int nf
 	if (len < sizeof(*m) || m->magic != SB_ZYGOTE_MAGIC || m->size != len ||
 	    m->nrlimit > SB_ZYGOTE_MAX_RLIMIT || m->ngroups > SB_ZYGOTE_MAX_GROUPS ||
 	    m->ncgroup > SB_ZYGOTE_MAX_CGROUP || m->argc + m->envc > SB_ZYGOTE_MAX_STRINGS ||
-	    m->argc < 1 || nfds != (int)(SB_ZYGOTE_NFD_FIXED + m->ncgroup))
+	    m->argc < 1 || (m->slot != 0 && m->slot != 1) ||
+	    nfds != (int)(SB_ZYGOTE_NFD_FIXED + m->ncgroup + (m->slot ? SB_ZYGOTE_NFD_SLOT : 0)))
 		return -1;
 	memset(req, 0, sizeof(*req));
 	if (!(req->exe = take(&at, end)))

@@ -6,7 +6,9 @@
  * socket, one message per request:
  *
  *   supervisor -> zygote: struct sb_zygote_msg (+ strings), SCM_RIGHTS: stdin, stdout, stderr,
- *                         the report pipe's write end, then the cgroup.procs descriptors
+ *                         the report pipe's write end, then the cgroup.procs descriptors, then
+ *                         (with msg.slot) the slot pipe's read and write ends and the stop
+ *                         pipe's read end
  *   zygote -> supervisor: struct sb_zygote_reply, SCM_RIGHTS: the job's pidfd on success
  *   zygote -> report pipe: struct sb_zygote_report once the job has ended and been reaped
  *
@@ -26,6 +28,8 @@
 #define SB_ZYGOTE_MAX_GROUPS 64
 #define SB_ZYGOTE_MAX_CGROUP 8
 #define SB_ZYGOTE_NFD_FIXED 4                /* stdin, stdout, stderr, report pipe */
+#define SB_ZYGOTE_NFD_SLOT 3                 /* the slot pipe's two ends and the stop pipe's
+						read end (msg.slot) */
 
 struct sb_zygote_msg {
 	uint32_t magic;
@@ -33,6 +37,9 @@ struct sb_zygote_msg {
 	int32_t umask, set_ids, set_caps, last_cap, pdeathsig;
 	uint32_t uid, gid, ngroups, nrlimit, ncgroup;
 	uint32_t argc, envc, has_cwd;
+	int32_t slot;                        /* 1: after the cgroup descriptors come the two ends
+						of a slot pipe and a stop pipe's read end (see
+						sb_zygote_spawn_slot) */
 	uint64_t caps;
 	struct sb_rlim rlimit[SB_ZYGOTE_MAX_RLIMIT];
 	uint32_t groups[SB_ZYGOTE_MAX_GROUPS];
@@ -43,6 +50,7 @@ struct sb_zygote_reply {
 	uint32_t magic;
 	int32_t pid;                         /* in the zygote's PID namespace */
 	int32_t stage, err;                  /* enum sb_stage and errno of a failed start */
+	int64_t start_ns;                    /* CLOCK_MONOTONIC when the job was started */
 };
 
 struct sb_zygote_report {
@@ -62,6 +70,18 @@ struct sb_zygote_report {
  * res->pidfd its pidfd, res->status_fd the read end of the report pipe. One request at a time
  * per socket: the caller serialises. */
 int sb_zygote_spawn(int sock, const struct sb_spawn_req *req, struct sb_spawn_result *res);
+
+/* The same, started only once the zygote could take a slot: read one byte from slot_r (a
+ * non-blocking pipe that holds one byte per free slot, shared by the zygotes and supervisor
+ * threads of a batch); the zygote writes it back to slot_w when the job has ended and been
+ * reported. So a job starts the moment any slot frees, in whichever zygote, without a round
+ * trip through the supervisor. The reply, and so the return, comes once the job has started;
+ * *start_ns is when (CLOCK_MONOTONIC). While one request waits, its zygote takes no other
+ * (the caller serialises anyway). Once stop_r is readable (the batch was stopped) a waiting
+ * request is dropped instead: it fails with SB_STAGE_SLOT and ECANCELED, nothing started.
+ * slot_r < 0: no slot, start now (as sb_zygote_spawn). */
+int sb_zygote_spawn_slot(int sock, const struct sb_spawn_req *req, int slot_r, int slot_w,
+			 int stop_r, struct sb_spawn_result *res, int64_t *start_ns);
 
 /* Zygote side: check a received message and point `req` into it (argv/envp into the given
  * arrays of SB_ZYGOTE_MAX_STRINGS + 2 pointers each). fds: the received descriptors. 0 or -1. */

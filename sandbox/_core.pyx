@@ -523,6 +523,8 @@ cdef extern from "zygote.h" nogil:
     enum: SB_ZYGOTE_NOT_SENT
     enum: SB_ZYGOTE_NO_REPLY
     int sb_zygote_spawn(int sock, const sb_spawn_req *req, sb_spawn_result *res)
+    int sb_zygote_spawn_slot(int sock, const sb_spawn_req *req, int slot_r, int slot_w,
+                             int stop_r, sb_spawn_result *res, int64_t *start_ns)
 
 
 cdef extern from "watch.h" nogil:
@@ -802,7 +804,7 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
           program=None, unsigned int filter_flags=0, int keep_fd=-1, bint new_pidns=False,
           bytes init_exe=None, int landlock_fd=-1, Notifier notifier=None,
           bint notify_share_vm=False, loginuid=None, int zygote_sock=-1,
-          Spawner spawner=None, bint new_userns=False):
+          Spawner spawner=None, bint new_userns=False, zygote_slot=None):
     """Start one sandboxed process. Returns (pid, pidfd, status_fd); raises SpawnError (stage, errno) when
     the child failed before execve. All arguments are bytes/ints prepared by sandbox.runner.
     new_userns (with new_pidns): the namespaces are made inside a user namespace of their own,
@@ -814,6 +816,11 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
     are then the zygote's own; so are notifier, landlock_fd and loginuid, which the caller must
     not use with it); status_fd is then the report pipe for watch(report_fd=); raises
     ZygoteError when the zygote is unreachable or died. One call at a time per socket.
+    zygote_slot: (read_fd, write_fd, stop_fd) of a batch's slot pipe and stop pipe: the zygote
+    starts it once it could take a slot from the pipe, and gives it back when it has ended;
+    SpawnError stage "slot" (ECANCELED) once stop_fd is readable first (csrc/zygote.h). A zygote start
+    returns (pid, pidfd, report_fd, start_ns), start_ns being when the zygote started it
+    (CLOCK_MONOTONIC, as now_ns()).
     spawner: start it from that pre-filtered thread (program and notifier must be None,
     new_pidns False: the child inherits the thread's filter); raises SpawnerGone when the
     thread cannot serve (nothing started). Once it has started, call spawner.release() when
@@ -829,7 +836,7 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
         return _spawn(exe, argv, envp, cwd, stdio, umask, rlimits, cgroup_fds, ids, caps,
                       last_cap, pdeathsig, program, filter_flags, keep_fd, new_pidns, init_exe,
                       landlock_fd, notifier, notify_share_vm, loginuid, zygote_sock, c_spawner,
-                      new_userns)
+                      new_userns, zygote_slot)
     except BaseException:
         if spawner is not None:
             spawner._leave()
@@ -840,8 +847,12 @@ cdef _spawn(bytes exe, list argv, list envp, cwd, stdio, int umask, list rlimits
             list cgroup_fds, ids, caps, int last_cap, int pdeathsig, program,
             unsigned int filter_flags, int keep_fd, bint new_pidns, bytes init_exe,
             int landlock_fd, Notifier notifier, bint notify_share_vm, loginuid,
-            int zygote_sock, sb_spawner *c_spawner, bint new_userns):
+            int zygote_sock, sb_spawner *c_spawner, bint new_userns, zygote_slot):
     cdef sb_spawn_req req
+    cdef int64_t start_ns = 0
+    cdef int slot_r = -1, slot_w = -1, stop_r = -1
+    if zygote_slot is not None:
+        slot_r, slot_w, stop_r = zygote_slot
     cdef sb_spawn_result res
     cdef list keep = []
     cdef char **c_argv = NULL
@@ -924,7 +935,8 @@ cdef _spawn(bytes exe, list argv, list envp, cwd, stdio, int umask, list rlimits
             req.loginuid = <const char *>uid_text
         with nogil:
             if zygote_sock >= 0:
-                rc = sb_zygote_spawn(zygote_sock, &req, &res)
+                rc = sb_zygote_spawn_slot(zygote_sock, &req, slot_r, slot_w, stop_r, &res,
+                                          &start_ns)
                 transport_err = errno
             elif c_spawner != NULL:
                 rc = sb_spawner_spawn(c_spawner, &req, &res)
@@ -942,6 +954,8 @@ cdef _spawn(bytes exe, list argv, list envp, cwd, stdio, int umask, list rlimits
         raise ZygoteError(transport_err, rc == SB_ZYGOTE_NO_REPLY)
     if rc < 0:
         raise SpawnError(stage_name(res.stage), res.err)
+    if zygote_sock >= 0:
+        return res.pid, res.pidfd, res.status_fd, start_ns
     return res.pid, res.pidfd, res.status_fd
 
 

@@ -53,7 +53,7 @@ import time
 import uuid
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
-from . import builtin, jobthreads, landlock
+from . import builtin, jobthreads, landlock, runslots
 from .limits import parse_seconds, parse_size
 from .result import Result
 
@@ -757,7 +757,11 @@ def _not_started(job, default_profile, batch_key, user, zygote, stop, work=None)
     nothing starts once stop is set."""
     if stop.is_set():
         return None
-    return (work or execute_job)(job, default_profile, batch_key, user, zygote)
+    out = (work or execute_job)(job, default_profile, batch_key, user, zygote)
+    r = getattr(out, "result", None)
+    if stop.is_set() and r is not None and (r.setup_error or {}).get("stage") == "slot":
+        return None   # it waited for a slot when the batch stopped: never started
+    return out
 
 
 # ============================================================================================
@@ -823,10 +827,12 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
         kill_on_interrupt = own
     stop = threading.Event()
     if own:
-        # One thread per command slot. Extra threads that prepare runs while the commands run
-        # measured slower (bench_batch: 1250 against 1540 jobs/s of /bin/true at -j 2): the
-        # hand-over between them costs more Python than it hides.
-        executor = jobthreads.JobThreads(parallel)
+        # Two threads per command slot: while some watch their jobs, the others' jobs wait
+        # in their zygotes to start the moment a slot frees (sandbox/runslots.py). A hand-over
+        # through Python instead measured slower than one thread per slot (bench_batch: 1250
+        # against 1540 jobs/s of /bin/true at -j 2).
+        slots = runslots.RunSlots(parallel)
+        executor = jobthreads.JobThreads(parallel, slots=slots)
     batch_key = batch_key or uuid.uuid4().hex
     done_q: "queue.SimpleQueue" = queue.SimpleQueue()
     waiting = collections.deque(enumerate(jobs))
@@ -896,6 +902,8 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
             submit_more()
     except BaseException as exc:
         stop.set()
+        if own:
+            slots.stop()
         for pos, job in waiting:
             position[id(job)] = pos
             not_run.append(job)
@@ -915,6 +923,7 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
             close_batch(batch_key)  # (abandoned jobs keep their zygote)
     if own:
         executor.shutdown(wait=True)
+        slots.close()   # (after an interrupt, abandoned runs keep it until they are collected)
     return in_order(results)
 
 

@@ -1,6 +1,14 @@
 """The thread pool a batch uses when the caller gives it no executor: N threads taking work in
 the order it was submitted, each running one item at a time.
 
+With slots (a sandbox.runslots.RunSlots of N) it has 2N threads, and the bound moves from
+the threads to the slots, which every Sandbox.run in these threads takes: while N threads
+watch running commands, the others have taken the next items and, through their zygotes,
+asked for their commands to start the moment a slot frees. So at most N commands run at
+once, and a slot does not idle while the supervisor reads a finished job's output and builds
+its Result. (Work that starts processes other than through Sandbox.run is bounded by the 2N
+threads only.)
+
 It keeps the part of the concurrent.futures interface that run_batch uses (submit, shutdown,
 and futures with cancel/cancelled/done/result/exception and one done-callback) and drops the
 rest. A concurrent.futures.Future takes a Condition and a waiter list per item and
@@ -13,16 +21,18 @@ import queue
 import threading
 from typing import Callable, Optional
 
+from . import runslots
+
 _PENDING, _RUNNING, _CANCELLED, _FINISHED = range(4)
 
 
 class JobFuture:
     """One submitted call. The state moves under the pool's lock: a cancel and a worker
     taking the item cannot both win."""
-    __slots__ = ("fn", "args", "state", "value", "error", "callback", "_pool")
+    __slots__ = ("fn", "args", "state", "value", "error", "callback", "ticket", "_pool")
 
-    def __init__(self, pool: "JobThreads", fn: Callable, args: tuple):
-        self.fn, self.args, self._pool = fn, args, pool
+    def __init__(self, pool: "JobThreads", fn: Callable, args: tuple, ticket: int):
+        self.fn, self.args, self._pool, self.ticket = fn, args, pool, ticket
         self.state = _PENDING
         self.value = self.error = self.callback = None
 
@@ -40,6 +50,8 @@ class JobFuture:
                 self.state = _CANCELLED
             elif self.state != _CANCELLED:
                 return False
+        if self._pool.slots is not None:
+            self._pool.slots.turn_done(self.ticket)   # never runs: the next in line may go
         self._done()
         return True
 
@@ -64,19 +76,24 @@ class JobFuture:
 
 
 class JobThreads:
-    """N threads (started on first submit) running submitted calls in order."""
+    """N threads (started on first submit) running submitted calls in order; with slots, 2N
+    threads whose runs take those N slots."""
 
-    def __init__(self, workers: int, name: str = "sandbox-batch"):
+    def __init__(self, workers: int, name: str = "sandbox-batch",
+                 slots: Optional[runslots.RunSlots] = None):
         self.lock = threading.Lock()
         self._queue: "queue.SimpleQueue" = queue.SimpleQueue()
-        self._workers, self._name = max(1, int(workers)), name
+        self.slots = slots
+        self._tickets = 0          # one per item, in submission order (see runslots)
+        self._workers, self._name = max(1, int(workers)) * (2 if slots else 1), name
         self._threads: list = []
         self._closed = False
 
     def submit(self, fn: Callable, *args) -> JobFuture:
         if self._closed:
             raise RuntimeError("cannot submit after shutdown")
-        fut = JobFuture(self, fn, args)
+        fut = JobFuture(self, fn, args, self._tickets)
+        self._tickets += 1
         if len(self._threads) < self._workers:
             t = threading.Thread(target=self._work,
                                  name="%s_%d" % (self._name, len(self._threads)))
@@ -86,6 +103,7 @@ class JobThreads:
         return fut
 
     def _work(self) -> None:
+        runslots.set_current(self.slots)
         while True:
             fut = self._queue.get()
             if fut is None:
@@ -94,10 +112,16 @@ class JobThreads:
                 if fut.state != _PENDING:
                     continue  # cancelled while queued
                 fut.state = _RUNNING
+            ticket = fut.ticket
+            runslots.set_ticket(ticket)
             try:
                 fut.value = fut.fn(*fut.args)
             except BaseException as e:  # handed to whoever takes the result
                 fut.error = e
+            finally:
+                if self.slots is not None:
+                    self.slots.turn_done(ticket)   # (a job that started no run)
+                runslots.set_ticket(None)
             with self.lock:
                 fut.state = _FINISHED
             fut._done()

@@ -14,10 +14,11 @@ import shutil
 import signal
 import tempfile
 import threading
+import weakref
 from typing import Optional, Sequence
 
-from . import (_core, auditlog, builtin, landlock, notify, profile as _profile, syscall_log,
-               spawner as _spawner, syscall_report, zygote as _zygote)
+from . import (_core, auditlog, builtin, landlock, notify, profile as _profile, runslots,
+               syscall_log, spawner as _spawner, syscall_report, zygote as _zygote)
 from .filter import Filter, compile_policy
 from .limits import Limits
 from .policy import Policy, RET_ALLOW, RET_LOG, json_action_name
@@ -343,6 +344,7 @@ class Sandbox:
             self._spawner = _spawner.SpawnerSlot(self.filter.program, self.filter_flags,
                                                  self.caps_mask, _LAST_CAP)
         self._zygotes = []           # started ones; each serves one request at a time
+        self._thread_zygotes = weakref.WeakKeyDictionary()   # Thread -> its own zygote
         self._zygote_turn = 0
         self._zygote_lock = threading.Lock()
 
@@ -413,6 +415,29 @@ class Sandbox:
             z.lock.acquire()  # every one is busy: queue on one of them
         return z
 
+    def _thread_zygote(self):
+        """The zygote this Sandbox keeps for the calling thread (started on first use, or
+        again when it died), with its lock held; None: spawn directly. For runs that wait in
+        their zygote for a slot (RunSlots): the waiting one must be a zygote no other run
+        needs meanwhile."""
+        if not self.zygote or self.zygote_refusal:
+            return None
+        me = threading.current_thread()
+        with self._zygote_lock:
+            z = self._thread_zygotes.get(me)
+            dead = z if z is not None and z.dead else None
+            if z is None or dead is not None:
+                z = self._start_zygote()
+                if z is None:
+                    self._thread_zygotes.pop(me, None)
+                else:
+                    self._thread_zygotes[me] = z
+        if dead is not None:
+            dead.close()
+        if z is not None:
+            z.lock.acquire()
+        return z
+
     def _start_zygote(self):
         caps = None
         if self.caps_mask is not None:
@@ -436,6 +461,8 @@ class Sandbox:
         other zygotes and build rulesets of their own."""
         with self._zygote_lock:
             zygotes, self._zygotes = self._zygotes, []
+            zygotes += list(self._thread_zygotes.values())
+            self._thread_zygotes.clear()
         for z in zygotes:
             z.close()
         if self._spawner is not None:
@@ -568,9 +595,12 @@ class Sandbox:
         stdin: None or DEVNULL (/dev/null), bytes/str (fed through a pipe), INHERIT, or an open
         file / descriptor. stdout, stderr: PIPE (captured in the Result), INHERIT, DEVNULL, or
         an open file / descriptor. fs_ro, fs_rw: this run's Landlock lists instead of the
-        Sandbox's (its ruleset is then built for the run). run_slot: a threading.Semaphore (or anything with acquire()
-        and release()) held only from the command's start to its end, so that a batch bounds
-        the commands running at once while other threads prepare runs and build Results.
+        Sandbox's (its ruleset is then built for the run).
+        run_slot: a threading.Semaphore (or anything with acquire() and release()) held only
+        from the command's start to its end, so that a batch bounds the commands running at
+        once while other threads prepare runs and build Results; a sandbox.runslots.RunSlots
+        is taken by the zygote itself, which starts the command the moment a slot frees
+        (default: the calling thread's, which a batch's worker threads have).
         """
         argv = [os.fsdecode(a) if isinstance(a, bytes) else str(a) for a in argv]
         limits = self.limits.merged(cpu_time=cpu_time, wall_time=timeout, memory=memory,
@@ -625,8 +655,9 @@ class Sandbox:
                     argv, limits, "execve", "%s: command not found (PATH=%s)"
                     % (argv[0], envmap.get("PATH", "")), _errno.ENOENT)
             else:
-                result = self._run_landlocked(fs, argv, exe, envmap, cwd, limits, stdin, stdout,
-                                              stderr, run_slot)
+                result = self._run_landlocked(
+                    fs, argv, exe, envmap, cwd, limits, stdin, stdout, stderr,
+                    run_slot if run_slot is not None else runslots.current())
             if fs is not None:
                 result.landlock = fs.describe(self._landlock_abi, self._landlock_missing,
                                               cwd if fs.scratch else None)
@@ -755,11 +786,21 @@ class Sandbox:
                       rlimits=self._rlimits(limits, cg),
                       cgroup_fds=list(cg.procs_fds) if cg else [], ids=ids, caps=self.caps_mask,
                       last_cap=_LAST_CAP, pdeathsig=self.pdeathsig)
-            if run_slot is not None:
-                run_slot.acquire()
+            # a RunSlots' slot is taken by the zygote, in a zygote of this thread's own
+            # (where its request may wait); else a zygote only once the slot is ours: never
+            # wait for a slot holding a zygote another thread may need
+            slots = run_slot if isinstance(run_slot, runslots.RunSlots) and via_zygote else None
+            if run_slot is not None and slots is None:
+                try:
+                    run_slot.acquire()
+                except runslots.SlotsStopped as e:
+                    return self._setup_error(argv, limits, "slot", e.strerror, e.errno)
                 slot_held = True
-            # a zygote only once the slot is ours: never wait for a slot holding a zygote
-            zy = self._take_zygote() if via_zygote else None
+            if via_zygote:
+                zy = self._thread_zygote() if slots is not None else self._take_zygote()
+            else:
+                zy = None
+            zygote_holds_slot = False
             start = _core.now_ns()
             if notifier is not None:
                 notifier.set_start(start)
@@ -768,8 +809,18 @@ class Sandbox:
             spawn_path = "zygote" if zy is not None else None
             try:
                 if zy is not None:
-                    pid, pidfd, report_fd, zy = self._zygote_spawn(zy, args, kw)
+                    pid, pidfd, report_fd, zy, started = self._zygote_spawn(zy, args, kw, slots)
+                    if zy is not None:
+                        start = started or start   # (the request may have waited for a slot)
+                        zygote_holds_slot = slots is not None
                 if zy is None:
+                    if run_slot is not None and not slot_held:
+                        try:   # (a RunSlots, for a start of our own after all)
+                            run_slot.acquire()
+                        except runslots.SlotsStopped as e:
+                            return self._setup_error(argv, limits, "slot", e.strerror,
+                                                     e.errno, spawn_path or "direct")
+                        slot_held = True
                     spawn_path = None
                     own_pidns = self.pid_namespace  # (the zygote may have been given up)
                     if via_zygote and cg is None and self.use_cgroup and self.is_root \
@@ -811,6 +862,11 @@ class Sandbox:
                 return self._setup_error(
                     argv, limits, "zygote", "the zygote died while starting the command (it "
                     "may have started and been killed): %s" % e, e.errno, spawn_path)
+            except runslots.SlotsStopped as e:
+                return self._setup_error(argv, limits, "slot", e.strerror, e.errno, spawn_path)
+            finally:
+                if isinstance(run_slot, runslots.RunSlots):
+                    run_slot.turn_done()   # started, or never will: the next in line may go
             watching = False
             try:
                 match = auditlog.RunMatch(start, auditlog.run_session(pid), {pid}) \
@@ -858,6 +914,8 @@ class Sandbox:
                         cancelled = _running.pop(pidfd, False)
                     os.close(pidfd)
             if raw["report_lost"]:
+                if zygote_holds_slot:
+                    run_slot.release()   # the zygote died holding it
                 return self._setup_error(
                     argv, limits, "zygote", "the zygote died while the command ran (it was "
                     "killed; its exit status is unknown)", 0, spawn_path)
@@ -902,24 +960,30 @@ class Sandbox:
                 "only the kill was looked up in the kernel log"))
         result.seccomp_log["killed_by"] = rec
 
-    def _zygote_spawn(self, zy, args, kw):
-        """(pid, pidfd, report_fd, zygote) through zy (from _take_zygote, given back here),
-        or through another when zy was found dead before it took the request; zygote None:
-        spawn directly after all (the request does not fit a message, or none can start)."""
+    def _zygote_spawn(self, zy, args, kw, slots=None):
+        """(pid, pidfd, report_fd, zygote, start_ns) through zy (from _take_zygote or
+        _thread_zygote, given back here), sent once it is this run's turn and started once
+        the zygote took a slot (RunSlots), if given; or through another when zy was found
+        dead before it took the request; zygote None: spawn directly after all (the request
+        does not fit a message, or none can start)."""
         for attempt in (1, 2):
             try:
-                pid, pidfd, report_fd = zy.spawn(*args, **kw)
-                return pid, pidfd, report_fd, zy
+                if slots is not None:
+                    slots.wait_turn()
+                pid, pidfd, report_fd, start_ns = zy.spawn(
+                    *args, zygote_slot=slots.fds if slots is not None else None, **kw)
+                return pid, pidfd, report_fd, zy, start_ns
             except _core.ZygoteError as e:
                 if e.sent:
                     raise
                 if e.errno in (_errno.E2BIG, _errno.EMSGSIZE):
-                    return -1, -1, -1, None
+                    return -1, -1, -1, None, 0
             finally:
                 zy.lock.release()
-            zy = self._take_zygote() if attempt == 1 else None
+            zy = None if attempt == 2 else (
+                self._thread_zygote() if slots is not None else self._take_zygote())
             if zy is None:
-                return -1, -1, -1, None
+                return -1, -1, -1, None, 0
 
     def _verdict(self, argv, limits, pid, raw, cg, stats, own_pidns, capture_out,
                  capture_err, log=None, spawn_path="direct") -> Result:
@@ -1028,6 +1092,8 @@ def _spawn_message(e, exe, cwd, landlocked=False) -> str:
         if err == _errno.EPERM:
             return "%s: execve was refused (EPERM): the seccomp profile denies it" % exe
         return "%s: execve failed: %s" % (exe, os.strerror(err))
+    if e.stage == "slot":
+        return "not started: the batch was stopped while the command waited for a slot"
     if e.stage == "chdir":
         return "cannot change directory to %s: %s" % (cwd, os.strerror(err))
     if e.stage == "userns":

@@ -31,7 +31,7 @@ from .policy import RET_ALLOW, RET_LOG
 _EXE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox-zygote")
 EXE: Optional[bytes] = os.fsencode(_EXE) if os.access(_EXE, os.X_OK) else None
 
-_REPLY = struct.Struct("=Iiii")      # struct sb_zygote_reply
+_REPLY = struct.Struct("=Iiiiq")     # struct sb_zygote_reply
 _MAGIC = 0x7A79676F
 _START_TIMEOUT_S = 10.0
 

@@ -613,12 +613,17 @@ def test_interrupt_stops_launching_and_kills_running_jobs():
     jobs = [job("quick", ["true"], index=0)]
     jobs += [job("sleep%d" % i, ["sh", "-c", "sleep 30 & sleep 30; : %s" % mark], index=i + 1)
              for i in range(3)]
-    jobs += [job("later%d" % i, ["true"], index=i + 4) for i in range(10)]
+    # (long enough not to end in the moment the on_result below waits for the sleepers)
+    jobs += [job("later%d" % i, ["sleep", "5"], index=i + 4) for i in range(10)]
     delivered = []
 
     def on_result(jr):
         delivered.append(jr.name)
         if jr.name == "quick":
+            # once the sleepers run (their zygotes start on first use)
+            deadline = time.monotonic() + 10
+            while len(procs_with(mark)) < 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
             raise KeyboardInterrupt   # as if Ctrl-C arrived while the batch waits
 
     with pytest.raises(batch.BatchInterrupted) as e:

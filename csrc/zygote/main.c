@@ -10,6 +10,11 @@
  * and the zygote exits. As pid 1 of a PID namespace it also reaps orphans; jobs there cannot
  * signal it (the kernel shields a namespace's init). Single-threaded, no allocation.
  *
+ * A request may come with a batch's slot pipe (see zygote.h): it is kept (one at a time: its
+ * sender waits for the reply) until a byte, a free slot, can be read from the pipe, and the
+ * byte goes back once the job has ended and been reported. Zygotes (and supervisor threads)
+ * share the pipe, so a slot passes from one job to the next without waking the supervisor.
+ *
  * Containment without a cgroup per job: each job's command is made the subreaper of what it
  * starts (PR_SET_CHILD_SUBREAPER, kept across execve), and the zygote is the subreaper (or
  * the init) above them all. An orphan therefore reaches the zygote only once the command of
@@ -26,17 +31,19 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../zygote.h"
 
 #define SOCK 0
 #define MAX_JOBS 1024
-#define FDS_MAX (SB_ZYGOTE_NFD_FIXED + SB_ZYGOTE_MAX_CGROUP)
+#define FDS_MAX (SB_ZYGOTE_NFD_FIXED + SB_ZYGOTE_MAX_CGROUP + SB_ZYGOTE_NFD_SLOT)
 
 struct job {
 	pid_t pid;
 	int pidfd, report_fd;
+	int slot_w;                   /* the slot it holds goes back here when it ends (-1: none) */
 };
 
 static struct job jobs[MAX_JOBS];
@@ -46,11 +53,11 @@ static union {
 	char bytes[SB_ZYGOTE_MAX_MSG];
 } in;
 static char *argv_buf[SB_ZYGOTE_MAX_STRINGS + 2], *envp_buf[SB_ZYGOTE_MAX_STRINGS + 2];
-static struct pollfd pfd[1 + MAX_JOBS];
+static struct pollfd pfd[3 + MAX_JOBS];   /* the socket, slot and stop pipes, the jobs */
 
-static int reply(pid_t pid, int stage, int err, int pidfd)
+static int reply(pid_t pid, int stage, int err, int pidfd, int64_t start_ns)
 {
-	struct sb_zygote_reply rep = {SB_ZYGOTE_MAGIC, pid, stage, err};
+	struct sb_zygote_reply rep = {SB_ZYGOTE_MAGIC, pid, stage, err, start_ns};
 	char cbuf[CMSG_SPACE(sizeof(int))];
 	struct iovec iov = {&rep, sizeof(rep)};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
@@ -81,7 +88,120 @@ static void close_all(const int *fds, int n)
 		close(fds[i]);
 }
 
-/* One request: start the job, answer. Returns 0, or -1 when the socket is closed. */
+static struct job *find(pid_t pid)
+{
+	for (int i = 0; i < njobs; i++)
+		if (jobs[i].pid == pid)
+			return &jobs[i];
+	return NULL;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A request waiting for a free slot (its message stays in `in`: no other request is read
+ * meanwhile). */
+static struct {
+	int slot_r, slot_w;           /* the slot pipe's ends; slot_r -1: nothing waits */
+	int stop_r;                   /* readable once the batch is stopped */
+	struct sb_spawn_req req;
+	int fds[FDS_MAX], nfds;       /* its descriptors, the slot pipe's included */
+} waiting = {.slot_r = -1};
+
+static void give_back_slot(int slot_w)
+{
+	if (slot_w < 0)
+		return;
+	while (write(slot_w, "s", 1) < 0 && errno == EINTR)
+		;
+	close(slot_w);
+}
+
+/* Start a job and answer its request; fds[0..nfds) are its descriptors (without the slot
+ * pipe's); slot_w: where the slot it holds goes back (-1: none). */
+static void start_job(struct sb_spawn_req *req, int *fds, int nfds, int slot_w)
+{
+	struct sb_spawn_result res;
+	int64_t start;
+
+	if (njobs == MAX_JOBS) {
+		close_all(fds, nfds);
+		give_back_slot(slot_w);
+		reply(-1, SB_STAGE_FORK, EAGAIN, -1, 0);
+		return;
+	}
+	req->child_subreaper = 1;
+	/* every disposition here is the default but SIGPIPE's (see main) */
+	req->reset_signals = 1ull << (SIGPIPE - 1);
+	start = now_ns();
+	if (sb_spawn(req, &res) == 0 && res.pidfd < 0) {
+		/* no pidfd (pidfd_open refused): the supervisor could not watch it */
+		kill(res.pid, SIGKILL);
+		while (waitpid(res.pid, NULL, __WALL) < 0 && errno == EINTR)
+			;
+		res.stage = SB_STAGE_FORK;
+		res.err = ENOSYS;
+	}
+	/* the child has its copies; the report pipe stays with us until the job ends */
+	for (int i = 0; i < nfds; i++)
+		if (i != 3)
+			close(fds[i]);
+	if (res.stage != SB_STAGE_NONE) {
+		close(fds[3]);
+		give_back_slot(slot_w);
+		reply(-1, res.stage, res.err, -1, 0);
+		return;
+	}
+	jobs[njobs++] = (struct job){res.pid, res.pidfd, fds[3], slot_w};
+	reply(res.pid, SB_STAGE_NONE, 0, res.pidfd, start);
+}
+
+static void drop_waiting(int stage, int err)
+{
+	close_all(waiting.fds, waiting.nfds);
+	close(waiting.slot_r);
+	close(waiting.slot_w);
+	close(waiting.stop_r);
+	waiting.slot_r = -1;
+	reply(-1, stage, err, -1, 0);
+}
+
+/* The waiting request starts if a slot can be taken now (the pipe is non-blocking: another
+ * zygote may have taken the byte that woke us), or is dropped if the batch was stopped. */
+static void try_slot(void)
+{
+	struct pollfd stop = {waiting.stop_r, POLLIN, 0};
+	char token;
+	ssize_t n;
+
+	if (poll(&stop, 1, 0) > 0) {
+		drop_waiting(SB_STAGE_SLOT, ECANCELED);
+		return;
+	}
+	do
+		n = read(waiting.slot_r, &token, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1) {
+		if (n < 0 && errno == EAGAIN)
+			return;
+		/* the pipe is broken (closed, or not ours to read): fail the request, never run it
+		 * outside the bound */
+		drop_waiting(SB_STAGE_SLOT, n == 0 ? EPIPE : errno);
+		return;
+	}
+	close(waiting.slot_r);
+	close(waiting.stop_r);
+	waiting.slot_r = -1;
+	start_job(&waiting.req, waiting.fds, waiting.nfds, waiting.slot_w);
+}
+
+/* One request: start the job (or keep it until a slot is free), answer.
+ * Returns 0, or -1 when the socket is closed. */
 static int serve_one(void)
 {
 	char cbuf[CMSG_SPACE(sizeof(int) * FDS_MAX)];
@@ -90,7 +210,6 @@ static int serve_one(void)
 			    .msg_controllen = sizeof(cbuf)};
 	int fds[FDS_MAX], nfds = 0;
 	struct sb_spawn_req req;
-	struct sb_spawn_result res;
 	struct cmsghdr *c;
 	ssize_t n;
 
@@ -110,45 +229,22 @@ static int serve_one(void)
 	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
 	    sb_zygote_unpack(&in.msg, (size_t)n, fds, nfds, &req, argv_buf, envp_buf) < 0) {
 		close_all(fds, nfds);
-		reply(-1, SB_STAGE_FORK, EPROTO, -1);
+		reply(-1, SB_STAGE_FORK, EPROTO, -1, 0);
 		return 0;
 	}
-	if (njobs == MAX_JOBS) {
-		close_all(fds, nfds);
-		reply(-1, SB_STAGE_FORK, EAGAIN, -1);
+	if (in.msg.slot) {
+		waiting.req = req;
+		memcpy(waiting.fds, fds, sizeof(fds));
+		waiting.nfds = nfds - SB_ZYGOTE_NFD_SLOT;
+		waiting.slot_r = fds[nfds - 3];
+		waiting.slot_w = fds[nfds - 2];
+		waiting.stop_r = fds[nfds - 1];
+		waiting.req.cgroup_procs = waiting.fds + SB_ZYGOTE_NFD_FIXED; /* (was into fds) */
+		try_slot();
 		return 0;
 	}
-	req.child_subreaper = 1;
-	/* every disposition here is the default but SIGPIPE's (see main) */
-	req.reset_signals = 1ull << (SIGPIPE - 1);
-	if (sb_spawn(&req, &res) == 0 && res.pidfd < 0) {
-		/* no pidfd (pidfd_open refused): the supervisor could not watch it */
-		kill(res.pid, SIGKILL);
-		while (waitpid(res.pid, NULL, __WALL) < 0 && errno == EINTR)
-			;
-		res.stage = SB_STAGE_FORK;
-		res.err = ENOSYS;
-	}
-	/* the child has its copies; the report pipe stays with us until the job ends */
-	for (int i = 0; i < nfds; i++)
-		if (i != 3)
-			close(fds[i]);
-	if (res.stage != SB_STAGE_NONE) {
-		close(fds[3]);
-		reply(-1, res.stage, res.err, -1);
-		return 0;
-	}
-	jobs[njobs++] = (struct job){res.pid, res.pidfd, fds[3]};
-	reply(res.pid, SB_STAGE_NONE, 0, res.pidfd);
+	start_job(&req, fds, nfds, -1);
 	return 0;
-}
-
-static struct job *find(pid_t pid)
-{
-	for (int i = 0; i < njobs; i++)
-		if (jobs[i].pid == pid)
-			return &jobs[i];
-	return NULL;
 }
 
 /* Kill and reap every child that is not a running job's command (see the top), round after
@@ -214,6 +310,7 @@ static int reap_one(int flags)
 		(void)!write(j->report_fd, &rep, sizeof(rep)); /* fits the pipe: never blocks */
 		close(j->report_fd);
 		close(j->pidfd);
+		give_back_slot(j->slot_w); /* reported first: the slot's next job may start */
 		*j = jobs[--njobs];
 	}
 	return 1;
@@ -239,19 +336,30 @@ int main(void)
 	/* outside a PID namespace of our own, orphans of finished jobs come to us this way */
 	if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
 		_exit(1);
-	if (reply(getpid(), SB_STAGE_NONE, 0, -1) < 0) /* ready */
+	if (reply(getpid(), SB_STAGE_NONE, 0, -1, 0) < 0) /* ready */
 		_exit(1); /* the supervisor sees the socket close */
 	for (;;) {
 		int n = 0;
 
-		pfd[n++] = (struct pollfd){SOCK, POLLIN, 0};
+		int wait_slot = waiting.slot_r >= 0;
+
+		/* while a request waits for a slot, only the socket's hang-up matters */
+		pfd[n++] = (struct pollfd){SOCK, wait_slot ? 0 : POLLIN, 0};
+		if (wait_slot) {
+			pfd[n++] = (struct pollfd){waiting.slot_r, POLLIN, 0};
+			pfd[n++] = (struct pollfd){waiting.stop_r, POLLIN, 0};
+		}
 		for (int i = 0; i < njobs; i++)
 			pfd[n++] = (struct pollfd){jobs[i].pidfd, POLLIN, 0};
 		/* the timeout only matters to reap orphans, which have no pidfd */
 		if (poll(pfd, (nfds_t)n, 1000) < 0 && errno != EINTR)
 			shut_down();
-		if (pfd[0].revents && serve_one() < 0)
+		if (wait_slot && (pfd[0].revents & (POLLHUP | POLLERR)))
 			shut_down();
+		if (!wait_slot && pfd[0].revents && serve_one() < 0)
+			shut_down();
+		if (wait_slot && waiting.slot_r >= 0 && (pfd[1].revents || pfd[2].revents))
+			try_slot();
 		while (reap_one(WNOHANG))
 			;
 	}

@@ -1,0 +1,135 @@
+"""A batch's bound on the commands running at once, shared with its zygotes: a pipe that holds
+one byte per free slot.
+
+A run takes a byte before its command starts and writes it back once the command has ended.
+A run through the zygote does not take it itself: it sends its request ahead and the zygote
+takes the byte, starts the job the moment it has one, and gives it back after reporting the
+job's end (csrc/zygote.h, sb_zygote_spawn_slot). So when one job ends, the next starts in
+whichever zygote waits, without the supervisor waking up in between; the supervisor builds
+the finished job's Result while the next command already runs. A batch therefore has more
+threads than slots (sandbox/jobthreads.py): some watch running jobs, the rest wait to start.
+
+Jobs start in the order they were taken: each has a ticket (sandbox/jobthreads.py), and a
+run sends its request, or takes its slot, only once the runs of earlier tickets have started
+(wait_turn / turn_done), so at most one request waits in the zygotes at a time, first in line.
+
+stop() (the batch was interrupted) drops every run still waiting for a slot: nothing more
+starts, and those runs end as SETUP_ERROR at stage "slot" (ECANCELED), which the batch counts
+as not run.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import select
+import threading
+from typing import Optional
+
+
+class SlotsStopped(OSError):
+    def __init__(self):
+        super().__init__(errno.ECANCELED, "not started: the batch was stopped")
+
+
+class RunSlots:
+    """n slots. acquire()/release() as a semaphore's (for runs that start themselves); .fds
+    for a zygote. The slot pipe is non-blocking: zygotes poll it and may race for a byte."""
+
+    def __init__(self, n: int):
+        self.n = max(1, int(n))
+        self.read_fd, self.write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.stop_r, self.stop_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        os.write(self.write_fd, b"s" * self.n)
+        self._turn = threading.Condition()
+        self._serving = 0          # the ticket whose run may start next
+        self._done: set = set()    # later tickets whose runs started (or that have none)
+        self._stopping = False
+
+    @property
+    def fds(self) -> tuple:
+        """(slot pipe read end, its write end, stop pipe read end): what a zygote takes."""
+        return self.read_fd, self.write_fd, self.stop_r
+
+    def stopped(self) -> bool:
+        return bool(select.select([self.stop_r], [], [], 0)[0])
+
+    def acquire(self) -> None:
+        """Take a slot, waiting for one; SlotsStopped once stop() was called."""
+        self.wait_turn()
+        while True:
+            ready = select.select([self.read_fd, self.stop_r], [], [])[0]
+            if self.stop_r in ready:
+                raise SlotsStopped()
+            try:
+                if os.read(self.read_fd, 1):
+                    return
+                raise OSError(errno.EPIPE, "the slot pipe was closed")
+            except BlockingIOError:
+                continue   # another took it first
+
+    def wait_turn(self) -> None:
+        """Wait until the runs of earlier tickets have started (the calling thread's ticket,
+        see set_ticket; none: at once); SlotsStopped once stop() was called."""
+        t = getattr(_local, "ticket", None)
+        with self._turn:
+            while t is not None and self._serving < t and not self._stopping:
+                self._turn.wait()
+            if self._stopping:
+                raise SlotsStopped()
+
+    def turn_done(self, ticket=None) -> None:
+        """The run of this ticket (default: the calling thread's) has started, or will not:
+        the next may go."""
+        t = getattr(_local, "ticket", None) if ticket is None else ticket
+        if t is None:
+            return
+        with self._turn:
+            if t >= self._serving:
+                self._done.add(t)
+            while self._serving in self._done:
+                self._done.discard(self._serving)
+                self._serving += 1
+            self._turn.notify_all()
+
+    def release(self) -> None:
+        os.write(self.write_fd, b"s")
+
+    def stop(self) -> None:
+        """No run waiting for a slot starts any more (the stop pipe stays readable)."""
+        with self._turn:
+            self._stopping = True
+            self._turn.notify_all()
+        try:
+            os.write(self.stop_w, b"x")
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        for name in ("read_fd", "write_fd", "stop_r", "stop_w"):
+            fd = getattr(self, name, -1)
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+                setattr(self, name, -1)
+
+    def __del__(self):
+        self.close()
+
+
+_local = threading.local()
+
+
+def current() -> Optional[RunSlots]:
+    """The slots of the calling thread (a batch's worker threads have them), or None."""
+    return getattr(_local, "slots", None)
+
+
+def set_current(slots: Optional[RunSlots]) -> None:
+    _local.slots = slots
+
+
+def set_ticket(ticket: Optional[int]) -> None:
+    """The calling thread's place in line for the runs it makes next (see RunSlots)."""
+    _local.ticket = ticket

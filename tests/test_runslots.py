@@ -1,0 +1,147 @@
+"""A batch's slots (sandbox/runslots.py) taken by the zygotes themselves: the bound holds with
+twice as many threads as slots, jobs start in the order they were taken, a run that waited
+for a slot is timed from its start, a stop drops what still waits, and a zygote that dies
+holding a slot does not take it with it."""
+import json
+import os
+import pathlib
+import signal
+import sys
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("sandbox._core")
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "probes" / "runner"))
+import runner_support as S  # noqa: E402
+
+from sandbox import batch, runslots  # noqa: E402
+from sandbox.runner import Sandbox  # noqa: E402
+
+
+def _jobs(tmp_path, cmds):
+    text = "\n".join(json.dumps({"name": "j%02d" % i, "cmd": c}) for i, c in enumerate(cmds))
+    jobs, problems = batch.parse_jobs(text, name="jobs.jsonl", base_dir=str(tmp_path))
+    assert not problems
+    return jobs
+
+
+def _log_cmd(log, i, seconds):
+    # start and end stamps (ns) of job i, appended atomically (one short write each)
+    return ["sh", "-c", 'echo "%d start $(date +%%s%%N)" >> %s; sleep %s; '
+            'echo "%d end $(date +%%s%%N)" >> %s' % (i, log, seconds, i, log)]
+
+
+def _intervals(log):
+    start, end = {}, {}
+    for line in pathlib.Path(log).read_text().splitlines():
+        i, what, t = line.split()
+        (start if what == "start" else end)[int(i)] = int(t)
+    return start, end
+
+
+def test_a_batch_never_runs_more_than_n_and_starts_jobs_in_order(tmp_path):
+    log = tmp_path / "log"
+    n, count = 2, 12
+    jobs = _jobs(tmp_path, [_log_cmd(log, i, "0.05" if i % 3 else "0.2")
+                            for i in range(count)])
+    results = batch.run_batch(jobs, jobs_parallel=n, default_profile=S.docker_default())
+    assert [r.result.verdict for r in results] == ["OK"] * count, results
+    assert {r.result.spawn_path for r in results} == {"zygote"}
+    start, end = _intervals(log)
+    # at every start, fewer than n others are running
+    for i, t in start.items():
+        running = [j for j in start if j != i and start[j] <= t < end[j]]
+        assert len(running) < n, (i, running)
+    # each job starts after the one taken before it
+    order = sorted(start, key=start.get)
+    assert order == sorted(order), order
+
+
+def test_a_run_that_waited_for_a_slot_is_timed_from_its_start(tmp_path):
+    slots = runslots.RunSlots(1)
+    sb = Sandbox(S.docker_default(), zygote=True)
+    out = {}
+
+    def first():
+        runslots.set_current(slots)
+        out["first"] = sb.run(["sleep", "1"])
+
+    t = threading.Thread(target=first)
+    t.start()
+    time.sleep(0.3)                          # the first holds the only slot
+    runslots.set_current(slots)
+    try:
+        waited = sb.run(["true"], timeout=0.5)
+    finally:
+        runslots.set_current(None)
+    t.join()
+    sb.close()
+    assert out["first"].verdict == "OK"
+    assert waited.verdict == "OK", waited    # not charged the time it waited
+    assert waited.wall_time < 0.5
+    assert waited.spawn_path == "zygote"
+
+
+def test_a_stop_drops_the_runs_still_waiting_and_starts_nothing(tmp_path):
+    slots = runslots.RunSlots(1)
+    sb = Sandbox(S.docker_default(), zygote=True)
+    mark = S.sleep_marker()
+    out = {}
+
+    def holder():
+        runslots.set_current(slots)
+        out["holder"] = sb.run(["sleep", "1"])
+
+    def waiter():
+        runslots.set_current(slots)
+        out["waiter"] = sb.run(["sleep", mark])
+
+    threads = [threading.Thread(target=holder)]
+    threads[0].start()
+    time.sleep(0.3)
+    threads.append(threading.Thread(target=waiter))
+    threads[1].start()
+    time.sleep(0.3)                           # its request waits in its zygote
+    slots.stop()
+    for t in threads:
+        t.join(10)
+    sb.close()
+    r = out["waiter"]
+    assert r.verdict == "SETUP_ERROR" and r.setup_error["stage"] == "slot", r
+    assert r.setup_error["errno_name"] == "ECANCELED"
+    assert "stopped" in r.setup_error["message"]
+    assert out["holder"].verdict == "OK"     # what ran goes on
+    assert S.procs_with(mark) == []
+
+
+def test_a_zygote_that_dies_holding_a_slot_gives_it_back(tmp_path):
+    slots = runslots.RunSlots(1)
+    sb = Sandbox(S.docker_default(), zygote=True)
+    runslots.set_current(slots)
+    try:
+        killer = threading.Timer(
+            0.5, lambda: os.kill(sb._thread_zygotes[threading.main_thread()].pid,
+                                 signal.SIGKILL))
+        killer.start()
+        lost = sb.run(["sleep", "30"], timeout=20)
+        assert lost.verdict == "SETUP_ERROR" and lost.setup_error["stage"] == "zygote", lost
+        after = sb.run(["echo", "next"], timeout=20)   # the slot came back: it runs
+        assert after.verdict == "OK" and after.stdout == b"next\n", after
+    finally:
+        runslots.set_current(None)
+        sb.close()
+
+
+def test_runs_without_a_zygote_take_the_slot_themselves(tmp_path):
+    log = tmp_path / "log"
+    jobs = _jobs(tmp_path, [_log_cmd(log, i, "0.1") for i in range(6)])
+    results = batch.run_batch(jobs, jobs_parallel=2, default_profile=S.docker_default(),
+                              zygote=False)
+    assert [r.result.verdict for r in results] == ["OK"] * 6
+    assert "zygote" not in {r.result.spawn_path for r in results}
+    start, end = _intervals(log)
+    for i, t in start.items():
+        assert len([j for j in start if j != i and start[j] <= t < end[j]]) < 2

@@ -165,7 +165,7 @@ int main(int argc, char **argv)
 	req.filter_flags = 4; /* SPEC_ALLOW, as runc */
 	if (argc == 5 && (zsock = start_zygote(argv[4], prog, req.filter_len)) < 0)
 		return 3;
-	sp = sb_spawner_start(prog, req.filter_len, req.filter_flags, &stage);
+	sp = sb_spawner_start(prog, req.filter_len, req.filter_flags, -1, 0, &stage);
 	if (!sp)
 		return 4;
 

@@ -831,7 +831,8 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
         # in their zygotes to start the moment a slot frees (sandbox/runslots.py). A hand-over
         # through Python instead measured slower than one thread per slot (bench_batch: 1250
         # against 1540 jobs/s of /bin/true at -j 2).
-        slots = runslots.RunSlots(parallel)
+        # (without zygotes, runs take their slots themselves: N threads do as well)
+        slots = runslots.RunSlots(parallel) if zygote else None
         executor = jobthreads.JobThreads(parallel, slots=slots)
     batch_key = batch_key or uuid.uuid4().hex
     done_q: "queue.SimpleQueue" = queue.SimpleQueue()
@@ -902,7 +903,7 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
             submit_more()
     except BaseException as exc:
         stop.set()
-        if own:
+        if own and slots is not None:
             slots.stop()
         for pos, job in waiting:
             position[id(job)] = pos
@@ -923,7 +924,8 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
             close_batch(batch_key)  # (abandoned jobs keep their zygote)
     if own:
         executor.shutdown(wait=True)
-        slots.close()   # (after an interrupt, abandoned runs keep it until they are collected)
+        if slots is not None:
+            slots.close()   # (after an interrupt, abandoned runs keep it until collected)
     return in_order(results)
 
 

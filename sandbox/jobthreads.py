@@ -6,7 +6,8 @@ the threads to the slots, which every Sandbox.run in these threads takes: while 
 watch running commands, the others have taken the next items and, through their zygotes,
 asked for their commands to start the moment a slot frees. So at most N commands run at
 once, and a slot does not idle while the supervisor reads a finished job's output and builds
-its Result. (Work that starts processes other than through Sandbox.run is bounded by the 2N
+its Result. Items are taken in order; their commands may start out of order within a window
+of about N (a freed slot goes to whichever waiting zygote takes it first). (Work that starts processes other than through Sandbox.run is bounded by the 2N
 threads only.)
 
 It keeps the part of the concurrent.futures interface that run_batch uses (submit, shutdown,
@@ -29,10 +30,10 @@ _PENDING, _RUNNING, _CANCELLED, _FINISHED = range(4)
 class JobFuture:
     """One submitted call. The state moves under the pool's lock: a cancel and a worker
     taking the item cannot both win."""
-    __slots__ = ("fn", "args", "state", "value", "error", "callback", "ticket", "_pool")
+    __slots__ = ("fn", "args", "state", "value", "error", "callback", "_pool")
 
-    def __init__(self, pool: "JobThreads", fn: Callable, args: tuple, ticket: int):
-        self.fn, self.args, self._pool, self.ticket = fn, args, pool, ticket
+    def __init__(self, pool: "JobThreads", fn: Callable, args: tuple):
+        self.fn, self.args, self._pool = fn, args, pool
         self.state = _PENDING
         self.value = self.error = self.callback = None
 
@@ -50,8 +51,6 @@ class JobFuture:
                 self.state = _CANCELLED
             elif self.state != _CANCELLED:
                 return False
-        if self._pool.slots is not None:
-            self._pool.slots.turn_done(self.ticket)   # never runs: the next in line may go
         self._done()
         return True
 
@@ -84,7 +83,6 @@ class JobThreads:
         self.lock = threading.Lock()
         self._queue: "queue.SimpleQueue" = queue.SimpleQueue()
         self.slots = slots
-        self._tickets = 0          # one per item, in submission order (see runslots)
         self._workers, self._name = max(1, int(workers)) * (2 if slots else 1), name
         self._threads: list = []
         self._closed = False
@@ -92,8 +90,7 @@ class JobThreads:
     def submit(self, fn: Callable, *args) -> JobFuture:
         if self._closed:
             raise RuntimeError("cannot submit after shutdown")
-        fut = JobFuture(self, fn, args, self._tickets)
-        self._tickets += 1
+        fut = JobFuture(self, fn, args)
         if len(self._threads) < self._workers:
             t = threading.Thread(target=self._work,
                                  name="%s_%d" % (self._name, len(self._threads)))
@@ -112,16 +109,11 @@ class JobThreads:
                 if fut.state != _PENDING:
                     continue  # cancelled while queued
                 fut.state = _RUNNING
-            ticket = fut.ticket
-            runslots.set_ticket(ticket)
             try:
                 fut.value = fut.fn(*fut.args)
             except BaseException as e:  # handed to whoever takes the result
                 fut.error = e
-            finally:
-                if self.slots is not None:
-                    self.slots.turn_done(ticket)   # (a job that started no run)
-                runslots.set_ticket(None)
+
             with self.lock:
                 fut.state = _FINISHED
             fut._done()

@@ -864,9 +864,6 @@ class Sandbox:
                     "may have started and been killed): %s" % e, e.errno, spawn_path)
             except runslots.SlotsStopped as e:
                 return self._setup_error(argv, limits, "slot", e.strerror, e.errno, spawn_path)
-            finally:
-                if isinstance(run_slot, runslots.RunSlots):
-                    run_slot.turn_done()   # started, or never will: the next in line may go
             watching = False
             try:
                 match = auditlog.RunMatch(start, auditlog.run_session(pid), {pid}) \
@@ -962,14 +959,12 @@ class Sandbox:
 
     def _zygote_spawn(self, zy, args, kw, slots=None):
         """(pid, pidfd, report_fd, zygote, start_ns) through zy (from _take_zygote or
-        _thread_zygote, given back here), sent once it is this run's turn and started once
-        the zygote took a slot (RunSlots), if given; or through another when zy was found
-        dead before it took the request; zygote None: spawn directly after all (the request
-        does not fit a message, or none can start)."""
+        _thread_zygote, given back here), started once the zygote took a slot (RunSlots), if
+        given; or through another when zy was found dead before it took the request; zygote
+        None: spawn directly after all (the request does not fit a message, or none can
+        start)."""
         for attempt in (1, 2):
             try:
-                if slots is not None:
-                    slots.wait_turn()
                 pid, pidfd, report_fd, start_ns = zy.spawn(
                     *args, zygote_slot=slots.fds if slots is not None else None, **kw)
                 return pid, pidfd, report_fd, zy, start_ns

@@ -883,15 +883,20 @@ def test_cli_ctrl_c(cli, tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
-    assert "interrupted: 2 killed, 1 not run" in err
     records = {json.loads(l)["job"]: json.loads(l) for l in out.read_text().splitlines()}
-    assert set(records) == {"quick", "s1", "s2"}
-    assert records["quick"]["passed"] is True
+    # the sleepers were killed; quick and never each ran to the end before the interrupt (a
+    # freed slot goes to whichever waiting job takes it first) or never started
+    others = set(records) - {"s1", "s2"}
+    assert {"s1", "s2"} <= set(records) and others <= {"quick", "never"}
+    assert all(records[name]["passed"] for name in others)
+    not_run = 2 - len(others)
+    assert "interrupted: 2 killed, %d not run" % not_run in err
     for name in ("s1", "s2"):
         assert records[name]["passed"] is False
         assert records[name]["failures"][0].startswith("INTERRUPTED: killed when the batch was")
     suite = ET.parse(xml).getroot().find("testsuite")
-    assert (suite.get("tests"), suite.get("skipped"), suite.get("failures")) == ("4", "3", "0")
+    assert (suite.get("tests"), suite.get("skipped"), suite.get("failures")) == \
+        ("4", str(2 + not_run), "0")
     assert wait_gone(mark) == []
 
 

@@ -794,9 +794,10 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
               batch_key=None) -> List[JobResult]:
     """Run jobs in parallel; return their JobResults in the jobs' order.
 
-    executor: any concurrent.futures.Executor (default: a pool of jobs_parallel threads,
-    default os.cpu_count(), each running one job at a time, taken in the jobs' order:
-    sandbox/jobthreads.py);
+    executor: any concurrent.futures.Executor (default: our own pool, sandbox/jobthreads.py,
+    taking jobs in order: with zygotes and jobs_parallel N > 1, 2N threads whose zygotes start
+    the commands as slots free, at most N at once (sandbox/runslots.py; starts may reorder
+    within a window of about N); else N threads; jobs_parallel defaults to os.cpu_count());
     at most 3 x jobs_parallel jobs are submitted ahead.
     on_result(job_result) is called in the calling thread as each job finishes (completion
     order); on_progress(done, total, failed) after each job and at least every 0.1 s.
@@ -831,8 +832,9 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
         # in their zygotes to start the moment a slot frees (sandbox/runslots.py). A hand-over
         # through Python instead measured slower than one thread per slot (bench_batch: 1250
         # against 1540 jobs/s of /bin/true at -j 2).
-        # (without zygotes, runs take their slots themselves: N threads do as well)
-        slots = runslots.RunSlots(parallel) if zygote else None
+        # Without zygotes runs take their slots themselves (N threads do as well); -j 1 keeps
+        # one thread, so that its jobs start strictly in order, one after the other.
+        slots = runslots.RunSlots(parallel) if zygote and parallel > 1 else None
         executor = jobthreads.JobThreads(parallel, slots=slots)
     batch_key = batch_key or uuid.uuid4().hex
     done_q: "queue.SimpleQueue" = queue.SimpleQueue()

@@ -432,6 +432,7 @@ class Sandbox:
                     self._thread_zygotes.pop(me, None)
                 else:
                     self._thread_zygotes[me] = z
+                    weakref.finalize(me, z.close)   # (a thread's zygote goes with it)
         if dead is not None:
             dead.close()
         if z is not None:

@@ -146,3 +146,27 @@ def test_runs_without_a_zygote_take_the_slot_themselves(tmp_path):
     start, end = _intervals(log)
     for i, t in start.items():
         assert len([j for j in start if j != i and start[j] <= t < end[j]]) < 2
+
+
+def test_a_threads_zygote_goes_with_the_thread():
+    import gc
+    slots = runslots.RunSlots(1)
+    sb = Sandbox(S.docker_default(), zygote=True)
+    pids = []
+
+    def worker():
+        runslots.set_current(slots)
+        assert sb.run(["true"]).spawn_path == "zygote"
+        pids.append(sb._thread_zygotes[threading.current_thread()].pid)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    del t
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and os.path.exists("/proc/%d" % pids[0]):
+        time.sleep(0.02)
+    assert not os.path.exists("/proc/%d" % pids[0])    # exited and reaped
+    assert len(sb._thread_zygotes) == 0
+    sb.close()

@@ -44,6 +44,7 @@ struct job {
 	pid_t pid;
 	int pidfd, report_fd;
 	int slot_w;                   /* the slot it holds goes back here when it ends (-1: none) */
+	int out_fd, err_fd;           /* our copies of its stdout and stderr: see start_job */
 };
 
 static struct job jobs[MAX_JOBS];
@@ -147,17 +148,19 @@ static void start_job(struct sb_spawn_req *req, int *fds, int nfds, int slot_w)
 		res.stage = SB_STAGE_FORK;
 		res.err = ENOSYS;
 	}
-	/* the child has its copies; the report pipe stays with us until the job ends */
+	/* the child has its copies. The report pipe stays with us until the job ends, and so do
+	 * stdout and stderr: a supervisor capturing them sees their end of file only when the
+	 * report is in, and wakes once for both instead of twice */
 	for (int i = 0; i < nfds; i++)
-		if (i != 3)
+		if (i != 1 && i != 2 && i != 3)
 			close(fds[i]);
 	if (res.stage != SB_STAGE_NONE) {
-		close(fds[3]);
+		close_all(fds + 1, 3);
 		give_back_slot(slot_w);
 		reply(-1, res.stage, res.err, -1, 0);
 		return;
 	}
-	jobs[njobs++] = (struct job){res.pid, res.pidfd, fds[3], slot_w};
+	jobs[njobs++] = (struct job){res.pid, res.pidfd, fds[3], slot_w, fds[1], fds[2]};
 	reply(res.pid, SB_STAGE_NONE, 0, res.pidfd, start);
 }
 
@@ -309,6 +312,8 @@ static int reap_one(int flags)
 		kill_leftovers();
 		(void)!write(j->report_fd, &rep, sizeof(rep)); /* fits the pipe: never blocks */
 		close(j->report_fd);
+		close(j->out_fd);
+		close(j->err_fd);
 		close(j->pidfd);
 		give_back_slot(j->slot_w); /* reported first: the slot's next job may start */
 		*j = jobs[--njobs];

@@ -170,3 +170,62 @@ def test_a_threads_zygote_goes_with_the_thread():
     assert not os.path.exists("/proc/%d" % pids[0])    # exited and reaped
     assert len(sb._thread_zygotes) == 0
     sb.close()
+
+
+def _tokens(slots) -> int:
+    """How many slots are free now (read them all, put them back)."""
+    try:
+        got = os.read(slots.read_fd, 64)
+    except BlockingIOError:
+        return 0
+    os.write(slots.write_fd, got)
+    return len(got)
+
+
+def test_a_zygote_that_dies_while_its_request_waits_takes_no_slot():
+    slots = runslots.RunSlots(1)
+    sb = Sandbox(S.docker_default(), zygote=True)
+    out, waiting_zygote = {}, {}
+
+    def holder():
+        runslots.set_current(slots)
+        out["holder"] = sb.run(["sleep", "1"])
+
+    def waiter():
+        runslots.set_current(slots)
+        out["waiter"] = sb.run(["true"])
+
+    h = threading.Thread(target=holder)
+    h.start()
+    time.sleep(0.3)
+    w = threading.Thread(target=waiter)
+    w.start()
+    deadline = time.monotonic() + 10
+    while w not in sb._thread_zygotes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)                                   # its request waits for the slot
+    os.kill(sb._thread_zygotes[w].pid, signal.SIGKILL)
+    w.join(10)
+    h.join(10)
+    assert out["waiter"].verdict == "SETUP_ERROR", out["waiter"]
+    assert out["waiter"].setup_error["stage"] == "zygote"
+    assert out["holder"].verdict == "OK"
+    assert _tokens(slots) == 1                        # nothing lost, nothing made up
+    sb.close()
+
+
+def test_a_request_too_big_for_the_zygote_takes_its_slot_itself():
+    slots = runslots.RunSlots(1)
+    sb = Sandbox(S.docker_default(), zygote=True)
+    runslots.set_current(slots)
+    try:
+        big = ["x" * 1000] * 200                      # 200 KB of arguments: over one message
+        r = sb.run(["sh", "-c", "echo $#", "sh"] + big)
+        assert r.verdict == "OK" and r.stdout == b"200\n", r
+        assert r.spawn_path != "zygote"
+        assert _tokens(slots) == 1
+        assert sb.run(["true"]).spawn_path == "zygote"
+        assert _tokens(slots) == 1
+    finally:
+        runslots.set_current(None)
+        sb.close()

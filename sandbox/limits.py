@@ -99,10 +99,13 @@ class Limits:
         return None
 
     def to_json(self) -> dict:
-        # every Result carries this: plain field copies, not dataclasses.asdict's deep copies
-        d = {f.name: getattr(self, f.name) for f in _FIELDS}
-        d["wall_time"] = self.effective_wall()
-        return d
+        # every Result carries this: made once per (frozen) Limits, then a shallow copy each
+        made = self.__dict__.get("_json")
+        if made is None:
+            made = {f.name: getattr(self, f.name) for f in _FIELDS}
+            made["wall_time"] = self.effective_wall()
+            object.__setattr__(self, "_json", made)
+        return dict(made)
 
 
 _FIELDS = dataclasses.fields(Limits)

@@ -24,6 +24,7 @@ import common  # noqa: E402
 from sandbox import batch  # noqa: E402
 
 PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+SETTLE_S = 1.0
 WORKLOADS = {
     "/bin/true": ["/bin/true"],
     "python3 -c 'print(1)'": [PYTHON, "-c", "print(1)"],
@@ -72,6 +73,11 @@ def measure(cmd, n, parallel, rounds):
     rates = {name: [] for name in rows}
     for _ in range(rounds):
         for name, fn in rows.items():
+            # each row starts on a settled machine: the direct row's thousands of PID and mount
+            # namespaces are torn down by kernel workers after the fact, which otherwise
+            # charges the row after it (measured: zygote/xargs 0.98-1.02 with it next, 1.09-1.15
+            # without)
+            time.sleep(SETTLE_S)
             t = time.perf_counter()
             fn()
             rates[name].append(n / (time.perf_counter() - t))

@@ -344,9 +344,7 @@ int main(void)
 	if (reply(getpid(), SB_STAGE_NONE, 0, -1, 0) < 0) /* ready */
 		_exit(1); /* the supervisor sees the socket close */
 	for (;;) {
-		int n = 0;
-
-		int wait_slot = waiting.slot_r >= 0;
+		int n = 0, wait_slot = waiting.slot_r >= 0;
 
 		/* while a request waits for a slot, only the socket's hang-up matters */
 		pfd[n++] = (struct pollfd){SOCK, wait_slot ? 0 : POLLIN, 0};

@@ -16,6 +16,11 @@ order through the supervisor measured 40% slower: the wake-up this design remove
 stop() (the batch was interrupted) drops every run still waiting for a slot: nothing more
 starts, and those runs end as SETUP_ERROR at stage "slot" (ECANCELED), which the batch counts
 as not run.
+
+A zygote that dies while its job runs has the slot given back by the supervisor (the job's
+report is lost: it knows). One killed in the instant between taking a byte and answering takes
+the slot with it: the batch then runs one job fewer at once. The zygote does nothing in that
+instant but start the job, so only a kill from outside can land there.
 """
 from __future__ import annotations
 

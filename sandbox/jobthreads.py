@@ -7,8 +7,8 @@ watch running commands, the others have taken the next items and, through their 
 asked for their commands to start the moment a slot frees. So at most N commands run at
 once, and a slot does not idle while the supervisor reads a finished job's output and builds
 its Result. Items are taken in order; their commands may start out of order within a window
-of about N (a freed slot goes to whichever waiting zygote takes it first). (Work that starts processes other than through Sandbox.run is bounded by the 2N
-threads only.)
+of about N (a freed slot goes to whichever waiting zygote takes it first). Work that starts
+processes other than through Sandbox.run is bounded by the 2N threads only.
 
 It keeps the part of the concurrent.futures interface that run_batch uses (submit, shutdown,
 and futures with cancel/cancelled/done/result/exception and one done-callback) and drops the

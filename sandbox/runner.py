@@ -863,8 +863,6 @@ class Sandbox:
                 return self._setup_error(
                     argv, limits, "zygote", "the zygote died while starting the command (it "
                     "may have started and been killed): %s" % e, e.errno, spawn_path)
-            except runslots.SlotsStopped as e:
-                return self._setup_error(argv, limits, "slot", e.strerror, e.errno, spawn_path)
             watching = False
             try:
                 match = auditlog.RunMatch(start, auditlog.run_session(pid), {pid}) \

@@ -554,6 +554,8 @@ def grade(solution_cmd, tests_dir, *, checker="exact", profile: str = DEFAULT_PR
         tests, jobs_parallel=jobs, executor=executor, default_profile=profile, user=user,
         on_result=(lambda jr: on_result(_as_test_result(jr))) if on_result else None,
         on_progress=on_progress, work=run_test, batch_key=batch_key,
+        # a solution's own Landlock rules need a direct start: no zygotes to take slots
+        zygote=False,
         grace=0)  # on Ctrl-C a test's verdict no longer matters: kill at once
     return GradeReport(solution=list(tests[0].cmd), tests_dir=os.path.abspath(tests_dir),
                        profile=profile, tests=[_as_test_result(jr) for jr in results],

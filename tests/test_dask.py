@@ -201,8 +201,8 @@ def test_cli_ctrl_c_on_a_local_cluster(tmp_path):
     mark = "DASK-%d-%s" % (os.getpid(), tmp_path.name)
     jobs = tmp_path / "jobs.jsonl"
     jobs.write_text("".join(json.dumps(j) + "\n" for j in [
-        {"name": "s1", "cmd": ["sh", "-c", "sleep 30 & sleep 30; : " + mark]},
-        {"name": "s2", "cmd": ["sh", "-c", "sleep 30; : " + mark]},
+        {"name": "s1", "cmd": ["sh", "-c", "sleep 30 & sleep 30; : s1-" + mark]},
+        {"name": "s2", "cmd": ["sh", "-c", "sleep 30; : s2-" + mark]},
         {"name": "never", "cmd": ["true"]}]))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(pathlib.Path(__file__).resolve().parents[1])] + sys.path))
@@ -210,7 +210,9 @@ def test_cli_ctrl_c_on_a_local_cluster(tmp_path):
                              "dask", "-j", "2", "--grace", "0.3"], env=env,
                             start_new_session=True, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: len(marked(mark)) >= 2, 60, "the jobs did not start")
+        # both jobs (s1's shell alone shows the mark twice while it forks its background sleep)
+        wait_for(lambda: marked("s1-" + mark) and marked("s2-" + mark), 60,
+                 "the jobs did not start")
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:

@@ -73,6 +73,12 @@ def procs_with(mark: str) -> list:
     return found
 
 
+def all_running(mark: str, n: int) -> bool:
+    """Jobs 0..n-1, marked "I-mark" in their argv, all run (counting processes would be fooled
+    by a shell forking a background job: the fork shows the shell's argv until it execs)."""
+    return all(procs_with("%d-%s" % (i, mark)) for i in range(n))
+
+
 def wait_gone(mark: str, timeout: float = 3.0) -> list:
     deadline = time.monotonic() + timeout
     while True:
@@ -611,8 +617,8 @@ def test_mixed_batch_of_200_contained_without_leaks():
 def test_interrupt_stops_launching_and_kills_running_jobs():
     mark = marker()
     jobs = [job("quick", ["true"], index=0)]
-    jobs += [job("sleep%d" % i, ["sh", "-c", "sleep 30 & sleep 30; : %s" % mark], index=i + 1)
-             for i in range(3)]
+    jobs += [job("sleep%d" % i, ["sh", "-c", "sleep 30 & sleep 30; : %d-%s" % (i, mark)],
+                 index=i + 1) for i in range(3)]
     # (long enough not to end in the moment the on_result below waits for the sleepers)
     jobs += [job("later%d" % i, ["sleep", "5"], index=i + 4) for i in range(10)]
     delivered = []
@@ -622,7 +628,7 @@ def test_interrupt_stops_launching_and_kills_running_jobs():
         if jr.name == "quick":
             # once the sleepers run (their zygotes start on first use)
             deadline = time.monotonic() + 10
-            while len(procs_with(mark)) < 3 and time.monotonic() < deadline:
+            while not all_running(mark, 3) and time.monotonic() < deadline:
                 time.sleep(0.02)
             raise KeyboardInterrupt   # as if Ctrl-C arrived while the batch waits
 
@@ -812,12 +818,12 @@ def test_interrupt_kills_the_runs_in_pool_processes():
     from sandbox.executors import batch_executor
     mark = marker()
     jobs = [job("quick", ["true"], index=0)]
-    jobs += [job("sleep%d" % i, ["sh", "-c", "sleep 30 & sleep 30; : %s" % mark], index=i + 1)
-             for i in range(2)]
+    jobs += [job("sleep%d" % i, ["sh", "-c", "sleep 30 & sleep 30; : %d-%s" % (i, mark)],
+                 index=i + 1) for i in range(2)]
 
     def on_result(jr):
         if jr.name == "quick":
-            wait_for(lambda: len(procs_with(mark)) >= 2, 20, "the sleeps did not start")
+            wait_for(lambda: all_running(mark, 2), 20, "the sleeps did not start")
             raise KeyboardInterrupt   # as if Ctrl-C arrived while the batch waits
 
     with batch_executor("processes", 3) as where:
@@ -864,10 +870,10 @@ def test_cli_ctrl_c(cli, tmp_path):
         cmd = ["true"]
         [[job]]
         name = "s1"
-        cmd = ["sh", "-c", "sleep 30 & sleep 30; : {m}"]
+        cmd = ["sh", "-c", "sleep 30 & sleep 30; : 0-{m}"]
         [[job]]
         name = "s2"
-        cmd = ["sh", "-c", "sleep 30; : {m}"]
+        cmd = ["sh", "-c", "sleep 30; : 1-{m}"]
         [[job]]
         name = "never"
         cmd = ["true"]
@@ -878,7 +884,7 @@ def test_cli_ctrl_c(cli, tmp_path):
                                    "--junit", str(xml), "--grace", "0.3"],
                             env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and len(procs_with(mark)) < 2:
+    while time.monotonic() < deadline and not all_running(mark, 2):
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)

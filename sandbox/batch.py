@@ -1060,8 +1060,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("jobs_file", metavar="JOBS", help="jobs file (TOML or JSON lines), - for stdin")
     p.add_argument("-j", "--jobs", dest="parallel", metavar="N", type=_positive_int,
-                   default=None, help="jobs run at once (default: the number of CPUs, %d)"
-                                      % (os.cpu_count() or 1))
+                   default=None, help="jobs run at once (default: the number of CPUs, %d); "
+                   "jobs are taken in file order, and with N > 1 may start out of order "
+                   "within a window of about N" % (os.cpu_count() or 1))
     p.add_argument("--results", metavar="FILE",
                    help="write one JSON line per job as it finishes (- for stdout)")
     p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report at the end")

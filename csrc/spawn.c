@@ -156,13 +156,36 @@ static void reset_signal_handlers(uint64_t which)
 	}
 }
 
-/* Drop from the bounding set every capability not kept that is still in it. Reading is cheap;
- * a drop is not (the kernel allocates new credentials and frees the old ones after an RCU
- * grace period), and a zygote or a spawner thread has dropped most of them once already. */
+int sb_bounding_set(int last_cap, uint64_t *set)
+{
+	*set = 0;
+	for (int cap = 0; cap <= last_cap && cap < 64; cap++) {
+		int in = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+
+		if (in < 0 && errno == EINVAL && cap > 0)
+			return 0; /* past the kernel's last capability */
+		if (in < 0)
+			return -1;
+		*set |= (uint64_t)(in == 1) << cap;
+	}
+	return 0;
+}
+
+/* Drop from the bounding set every capability not kept that is still in it. A drop is dear
+ * (the kernel allocates new credentials and frees the old ones after an RCU grace period), and
+ * a zygote or a spawner thread has dropped most of them once already: it tells us its set
+ * (bounding_known), else each capability is read first (cheap). */
+static int in_bounding(const struct sb_spawn_req *r, int cap)
+{
+	if (r->bounding_known && cap < 64)
+		return (r->bounding >> cap) & 1;
+	return raw(SYS_prctl, PR_CAPBSET_READ, cap, 0, 0, 0) != 0;
+}
+
 static long drop_bounding(const struct sb_spawn_req *r)
 {
 	for (int cap = 0; cap <= r->last_cap; cap++) {
-		if (cap_kept(r, cap) || raw(SYS_prctl, PR_CAPBSET_READ, cap, 0, 0, 0) == 0)
+		if (cap_kept(r, cap) || !in_bounding(r, cap))
 			continue;
 		if (raw(SYS_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
 			return -1;

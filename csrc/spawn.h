@@ -100,6 +100,10 @@ struct sb_spawn_req {
 					 (PR_SET_CHILD_SUBREAPER, kept across execve), so whatever it
 					 leaves behind is reparented to our caller only once the command
 					 itself has ended: how a zygote tells which job left an orphan */
+	int bounding_known;           /* 1: `bounding` is the calling thread's bounding set (a
+					 zygote or spawner thread that set it up once), so the child
+					 drops what it must without reading the set cap by cap */
+	uint64_t bounding;
 	uint64_t reset_signals;       /* signals (bit sig-1) whose disposition the child resets to
 					 default before execve; 0: every one (the caller may have
 					 handlers: a vfork child shares their memory). A zygote, whose
@@ -118,6 +122,11 @@ struct sb_spawn_result {
 	int stage;                    /* enum sb_stage of a failure, SB_STAGE_NONE on success */
 	int err;                      /* errno of the failure */
 };
+
+/* The calling thread's capability bounding set, capabilities 0..last_cap (at most 63; those
+ * the kernel does not know end it), into *set: 0, or -1 when a read failed (then nothing may be
+ * assumed of it). */
+int sb_bounding_set(int last_cap, uint64_t *set);
 
 /* Returns 0 when the command was executed (res->pid, res->pidfd set), -1 when the child failed
  * before execve (res->stage, res->err set; the child has been reaped). Thread-safe: call it from

@@ -30,6 +30,8 @@ struct sb_spawner {
 	unsigned int flags;
 	int last_cap;                 /* -1: keep our bounding set */
 	uint64_t keep_caps;
+	uint64_t bounding;            /* ours once dropped (runs skip reading it) */
+	int bounding_known;
 	uint32_t len;
 	struct sock_filter filter[];
 };
@@ -48,6 +50,8 @@ static void *spawner_main(void *p)
 	for (int cap = 0; cap <= s->last_cap; cap++)
 		if (cap >= 64 || !((s->keep_caps >> cap) & 1))
 			prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+	s->bounding_known = s->last_cap >= 0 && s->last_cap < 64 &&
+			    sb_bounding_set(s->last_cap, &s->bounding) == 0;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		stage = SB_STAGE_NO_NEW_PRIVS;
 	else if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, s->flags, &prog) != 0)
@@ -70,7 +74,12 @@ static void *spawner_main(void *p)
 			break; /* stopping, and nothing left to run */
 		pthread_mutex_unlock(&s->lock);
 		{
-			int rc = sb_spawn(s->req, s->res);
+			struct sb_spawn_req req = *s->req;
+			int rc;
+
+			req.bounding_known = s->bounding_known;
+			req.bounding = s->bounding;
+			rc = sb_spawn(&req, s->res);
 
 			pthread_mutex_lock(&s->lock);
 			s->rc = rc;

@@ -31,9 +31,9 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "../watch.h"
 #include "../zygote.h"
 
 #define SOCK 0
@@ -48,6 +48,8 @@ struct job {
 };
 
 static struct job jobs[MAX_JOBS];
+static uint64_t own_bounding;   /* read once at start: jobs need not read it cap by cap */
+static int own_bounding_known;
 static int njobs;
 static union {
 	struct sb_zygote_msg msg;
@@ -97,14 +99,6 @@ static struct job *find(pid_t pid)
 	return NULL;
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* A request waiting for a free slot (its message stays in `in`: no other request is read
  * meanwhile). */
 static struct {
@@ -137,9 +131,12 @@ static void start_job(struct sb_spawn_req *req, int *fds, int nfds, int slot_w)
 		return;
 	}
 	req->child_subreaper = 1;
-	/* every disposition here is the default but SIGPIPE's (see main) */
+	/* every disposition here is the default but SIGPIPE's (see main); our bounding set is
+	 * what the supervisor started us with */
 	req->reset_signals = 1ull << (SIGPIPE - 1);
-	start = now_ns();
+	req->bounding_known = own_bounding_known && req->last_cap < 64;
+	req->bounding = own_bounding;
+	start = sb_now_ns();
 	if (sb_spawn(req, &res) == 0 && res.pidfd < 0) {
 		/* no pidfd (pidfd_open refused): the supervisor could not watch it */
 		kill(res.pid, SIGKILL);
@@ -341,6 +338,7 @@ int main(void)
 	/* outside a PID namespace of our own, orphans of finished jobs come to us this way */
 	if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
 		_exit(1);
+	own_bounding_known = sb_bounding_set(63, &own_bounding) == 0;
 	if (reply(getpid(), SB_STAGE_NONE, 0, -1, 0) < 0) /* ready */
 		_exit(1); /* the supervisor sees the socket close */
 	for (;;) {

@@ -522,7 +522,6 @@ def landlock_build(int abi, list ro, list rw):
 cdef extern from "zygote.h" nogil:
     enum: SB_ZYGOTE_NOT_SENT
     enum: SB_ZYGOTE_NO_REPLY
-    int sb_zygote_spawn(int sock, const sb_spawn_req *req, sb_spawn_result *res)
     int sb_zygote_spawn_slot(int sock, const sb_spawn_req *req, int slot_r, int slot_w,
                              int stop_r, sb_spawn_result *res, int64_t *start_ns)
 

@@ -792,10 +792,8 @@ class Sandbox:
             # wait for a slot holding a zygote another thread may need
             slots = run_slot if isinstance(run_slot, runslots.RunSlots) and via_zygote else None
             if run_slot is not None and slots is None:
-                try:
-                    run_slot.acquire()
-                except runslots.SlotsStopped as e:
-                    return self._setup_error(argv, limits, "slot", e.strerror, e.errno)
+                if not _take_slot(run_slot):
+                    return self._slot_stopped(argv, limits, "direct")
                 slot_held = True
             if via_zygote:
                 zy = self._thread_zygote() if slots is not None else self._take_zygote()
@@ -816,11 +814,9 @@ class Sandbox:
                         zygote_holds_slot = slots is not None
                 if zy is None:
                     if run_slot is not None and not slot_held:
-                        try:   # (a RunSlots, for a start of our own after all)
-                            run_slot.acquire()
-                        except runslots.SlotsStopped as e:
-                            return self._setup_error(argv, limits, "slot", e.strerror,
-                                                     e.errno, spawn_path or "direct")
+                        # (a RunSlots, for a start of our own after all)
+                        if not _take_slot(run_slot):
+                            return self._slot_stopped(argv, limits, "direct")
                         slot_held = True
                     spawn_path = None
                     own_pidns = self.pid_namespace  # (the zygote may have been given up)
@@ -956,6 +952,10 @@ class Sandbox:
                 "only the kill was looked up in the kernel log"))
         result.seccomp_log["killed_by"] = rec
 
+    def _slot_stopped(self, argv, limits, spawn_path) -> Result:
+        return self._setup_error(argv, limits, "slot", _SLOT_STOPPED, _errno.ECANCELED,
+                                 spawn_path)
+
     def _zygote_spawn(self, zy, args, kw, slots=None):
         """(pid, pidfd, report_fd, zygote, start_ns) through zy (from _take_zygote or
         _thread_zygote, given back here), started once the zygote took a slot (RunSlots), if
@@ -1035,6 +1035,18 @@ class Sandbox:
                 "zygote-subreaper" if spawn_path == "zygote" else "process-group"))
 
 
+_SLOT_STOPPED = "not started: the batch was stopped while the command waited for a slot"
+
+
+def _take_slot(run_slot) -> bool:
+    """run_slot.acquire(); False when a RunSlots was stopped meanwhile."""
+    try:
+        run_slot.acquire()
+        return True
+    except runslots.SlotsStopped:
+        return False
+
+
 _NS_MAX = 2**62
 
 
@@ -1087,7 +1099,10 @@ def _spawn_message(e, exe, cwd, landlocked=False) -> str:
             return "%s: execve was refused (EPERM): the seccomp profile denies it" % exe
         return "%s: execve failed: %s" % (exe, os.strerror(err))
     if e.stage == "slot":
-        return "not started: the batch was stopped while the command waited for a slot"
+        if err == _errno.ECANCELED:
+            return _SLOT_STOPPED
+        return ("the batch's slot pipe failed (%s): not started, so as not to run more "
+                "commands at once than asked" % os.strerror(err))
     if e.stage == "chdir":
         return "cannot change directory to %s: %s" % (cwd, os.strerror(err))
     if e.stage == "userns":

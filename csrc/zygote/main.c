@@ -12,7 +12,7 @@
  *
  * A request may come with a batch's slot pipe (see zygote.h): it is kept (one at a time: its
  * sender waits for the reply) until a byte, a free slot, can be read from the pipe, and the
- * byte goes back once the job has ended and been reported. Zygotes (and supervisor threads)
+ * byte goes back once the job has ended, just before its end is reported. Zygotes (and supervisor threads)
  * share the pipe, so a slot passes from one job to the next without waking the supervisor.
  *
  * Containment without a cgroup per job: each job's command is made the subreaper of what it
@@ -307,12 +307,15 @@ static int reap_one(int flags)
 	if (j) {
 		j->pid = 0; /* no longer a running job: what it left behind goes now */
 		kill_leftovers();
+		/* nothing of the job runs any more: its slot is free before its end is reported, so
+		 * that a supervisor holding the Result finds the slot back, and the next job starts
+		 * sooner */
+		give_back_slot(j->slot_w);
 		(void)!write(j->report_fd, &rep, sizeof(rep)); /* fits the pipe: never blocks */
 		close(j->report_fd);
 		close(j->out_fd);
 		close(j->err_fd);
 		close(j->pidfd);
-		give_back_slot(j->slot_w); /* reported first: the slot's next job may start */
 		*j = jobs[--njobs];
 	}
 	return 1;

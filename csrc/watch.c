@@ -193,12 +193,8 @@ int sb_watch(struct sb_watch *w)
 		w->cg_cpu_ns = -1;
 		w->tree_empty = 0;
 		w->remote = w->report_fd >= 0;
-		if (w->remote)
-			fcntl(w->report_fd, F_SETFL, fcntl(w->report_fd, F_GETFL) | O_NONBLOCK);
-		if (w->out.fd >= 0)
-			fcntl(w->out.fd, F_SETFL, fcntl(w->out.fd, F_GETFL) | O_NONBLOCK);
-		if (w->err.fd >= 0)
-			fcntl(w->err.fd, F_SETFL, fcntl(w->err.fd, F_GETFL) | O_NONBLOCK);
+		/* the report pipe and the output pipes stay blocking: each is read once per
+		 * readiness poll() gave, and a pipe with data (or at its end) never blocks a read */
 		if (w->in_fd >= 0) {
 			fcntl(w->in_fd, F_SETFL, fcntl(w->in_fd, F_GETFL) | O_NONBLOCK);
 			if (w->in_len == 0) {
@@ -315,11 +311,14 @@ int sb_watch(struct sb_watch *w)
 			}
 		}
 		/* with a pidfd, only its readiness says the process exited: no wait4 per wakeup
-		 * (a run answering notifications wakes us once per call) */
-		if (!w->reaped && (exited || w->pidfd < 0) && reap(w, WNOHANG)) {
+		 * (a run answering notifications wakes us once per call); a zygote's report is
+		 * read once the poll saw it */
+		if (!w->reaped && (exited || (w->pidfd < 0 && !w->remote)) && reap(w, WNOHANG)) {
 			w->reaped = 1;
-			/* the main process is gone: nothing it started may outlive it */
-			sb_watch_kill_tree(w);
+			/* the main process is gone: nothing it started may outlive it (a zygote
+			 * killed its job's group and leftovers before it reported the end) */
+			if (!w->remote || w->report_lost)
+				sb_watch_kill_tree(w);
 			if (w->killed_at < 0)
 				w->killed_at = sb_now_ns();
 		}

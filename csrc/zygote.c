@@ -137,11 +137,12 @@ int sb_zygote_spawn(int sock, const struct sb_spawn_req *req, struct sb_spawn_re
 {
 	int64_t start_ns;
 
-	return sb_zygote_spawn_slot(sock, req, -1, -1, -1, res, &start_ns);
+	return sb_zygote_spawn_slot(sock, req, -1, -1, -1, 0, res, &start_ns);
 }
 
 int sb_zygote_spawn_slot(int sock, const struct sb_spawn_req *req, int slot_r, int slot_w,
-			 int stop_r, struct sb_spawn_result *res, int64_t *start_ns)
+			 int stop_r, int32_t slot_id, struct sb_spawn_result *res,
+			 int64_t *start_ns)
 {
 	struct sb_zygote_msg *m;
 	struct sb_zygote_reply rep;
@@ -150,7 +151,11 @@ int sb_zygote_spawn_slot(int sock, const struct sb_spawn_req *req, int slot_r, i
 	memset(res, 0, sizeof(*res));
 	res->pid = res->pidfd = res->status_fd = -1;
 	*start_ns = 0;
-	m = pack(req, slot_r >= 0);
+	if (slot_r >= 0 && slot_id <= 0) {
+		errno = EINVAL;
+		return SB_ZYGOTE_NOT_SENT;
+	}
+	m = pack(req, slot_r >= 0 ? slot_id : 0);
 	if (!m)
 		return SB_ZYGOTE_NOT_SENT;
 	if (pipe2(report, O_CLOEXEC) < 0) {
@@ -218,7 +223,7 @@ int sb_zygote_unpack(struct sb_zygote_msg *m, size_t len, const int *fds, int nf
 	if (len < sizeof(*m) || m->magic != SB_ZYGOTE_MAGIC || m->size != len ||
 	    m->nrlimit > SB_ZYGOTE_MAX_RLIMIT || m->ngroups > SB_ZYGOTE_MAX_GROUPS ||
 	    m->ncgroup > SB_ZYGOTE_MAX_CGROUP || m->argc + m->envc > SB_ZYGOTE_MAX_STRINGS ||
-	    m->argc < 1 || (m->slot != 0 && m->slot != 1) ||
+	    m->argc < 1 || m->slot < 0 ||
 	    nfds != (int)(SB_ZYGOTE_NFD_FIXED + m->ncgroup + (m->slot ? SB_ZYGOTE_NFD_SLOT : 0)))
 		return -1;
 	memset(req, 0, sizeof(*req));

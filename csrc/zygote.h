@@ -37,8 +37,9 @@ struct sb_zygote_msg {
 	int32_t umask, set_ids, set_caps, last_cap, pdeathsig;
 	uint32_t uid, gid, ngroups, nrlimit, ncgroup;
 	uint32_t argc, envc, has_cwd;
-	int32_t slot;                        /* 1: after the cgroup descriptors come the two ends
-						of a slot pipe and a stop pipe's read end (see
+	int32_t slot;                        /* > 0: after the cgroup descriptors come the two
+						ends of a slot pipe and a stop pipe's read end,
+						and this is the pipe's id (see
 						sb_zygote_spawn_slot) */
 	uint64_t caps;
 	struct sb_rlim rlimit[SB_ZYGOTE_MAX_RLIMIT];
@@ -79,9 +80,12 @@ int sb_zygote_spawn(int sock, const struct sb_spawn_req *req, struct sb_spawn_re
  * *start_ns is when (CLOCK_MONOTONIC). While one request waits, its zygote takes no other
  * (the caller serialises anyway). Once stop_r is readable (the batch was stopped) a waiting
  * request is dropped instead: it fails with SB_STAGE_SLOT and ECANCELED, nothing started.
+ * slot_id (> 0) names the slot pipe: requests with the same id come with the same pipes,
+ * so a zygote keeps the first ones it got, watched, and closes the copies of later requests.
  * slot_r < 0: no slot, start now (as sb_zygote_spawn). */
 int sb_zygote_spawn_slot(int sock, const struct sb_spawn_req *req, int slot_r, int slot_w,
-			 int stop_r, struct sb_spawn_result *res, int64_t *start_ns);
+			 int stop_r, int32_t slot_id, struct sb_spawn_result *res,
+			 int64_t *start_ns);
 
 /* Zygote side: check a received message and point `req` into it (argv/envp into the given
  * arrays of SB_ZYGOTE_MAX_STRINGS + 2 pointers each). fds: the received descriptors. 0 or -1. */

@@ -523,7 +523,8 @@ cdef extern from "zygote.h" nogil:
     enum: SB_ZYGOTE_NOT_SENT
     enum: SB_ZYGOTE_NO_REPLY
     int sb_zygote_spawn_slot(int sock, const sb_spawn_req *req, int slot_r, int slot_w,
-                             int stop_r, sb_spawn_result *res, int64_t *start_ns)
+                             int stop_r, int32_t slot_id, sb_spawn_result *res,
+                             int64_t *start_ns)
 
 
 cdef extern from "watch.h" nogil:
@@ -815,7 +816,8 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
     are then the zygote's own; so are notifier, landlock_fd and loginuid, which the caller must
     not use with it); status_fd is then the report pipe for watch(report_fd=); raises
     ZygoteError when the zygote is unreachable or died. One call at a time per socket.
-    zygote_slot: (read_fd, write_fd, stop_fd) of a batch's slot pipe and stop pipe: the zygote
+    zygote_slot: (read_fd, write_fd, stop_fd, pipe_id) of a batch's slot pipe and stop pipe
+    (pipe_id > 0 names them: the same id, the same pipes): the zygote
     starts it once it could take a slot from the pipe, and gives it back when it has ended;
     SpawnError stage "slot" (ECANCELED) once stop_fd is readable first (csrc/zygote.h). A zygote start
     returns (pid, pidfd, report_fd, start_ns), start_ns being when the zygote started it
@@ -850,8 +852,9 @@ cdef _spawn(bytes exe, list argv, list envp, cwd, stdio, int umask, list rlimits
     cdef sb_spawn_req req
     cdef int64_t start_ns = 0
     cdef int slot_r = -1, slot_w = -1, stop_r = -1
+    cdef int32_t slot_id = 0
     if zygote_slot is not None:
-        slot_r, slot_w, stop_r = zygote_slot
+        slot_r, slot_w, stop_r, slot_id = zygote_slot
     cdef sb_spawn_result res
     cdef list keep = []
     cdef char **c_argv = NULL
@@ -934,8 +937,8 @@ cdef _spawn(bytes exe, list argv, list envp, cwd, stdio, int umask, list rlimits
             req.loginuid = <const char *>uid_text
         with nogil:
             if zygote_sock >= 0:
-                rc = sb_zygote_spawn_slot(zygote_sock, &req, slot_r, slot_w, stop_r, &res,
-                                          &start_ns)
+                rc = sb_zygote_spawn_slot(zygote_sock, &req, slot_r, slot_w, stop_r, slot_id,
+                                          &res, &start_ns)
                 transport_err = errno
             elif c_spawner != NULL:
                 rc = sb_spawner_spawn(c_spawner, &req, &res)

@@ -7,6 +7,7 @@ child up with raw syscalls and execs, and csrc/watch.c supervises the run with t
 from __future__ import annotations
 
 import errno as _errno
+import functools
 import logging
 import os
 import resource
@@ -439,6 +440,10 @@ class Sandbox:
             z.lock.acquire()
         return z
 
+    @functools.cached_property
+    def _zygote_epoll(self) -> bool:
+        return _zygote.epoll_allowed(self.filter)
+
     def _start_zygote(self):
         caps = None
         if self.caps_mask is not None:
@@ -451,7 +456,8 @@ class Sandbox:
             return _zygote.Zygote(program=self.filter.program if self.filter else None,
                                   filter_flags=self.filter_flags, caps=caps,
                                   last_cap=_LAST_CAP, pid_namespace=self.pid_namespace,
-                                  user_namespace=self.user_namespace)
+                                  user_namespace=self.user_namespace,
+                                  epoll=self._zygote_epoll)
         except (OSError, _core.SpawnError) as e:
             self.zygote_refusal = str(e)
             return None

@@ -25,6 +25,7 @@ instant but start the job, so only a kill from outside can land there.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import select
 import threading
@@ -42,14 +43,15 @@ class RunSlots:
 
     def __init__(self, n: int):
         self.n = max(1, int(n))
+        self.id = next(_ids)   # names the pipes to a zygote, which keeps the first copies
         self.read_fd, self.write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.stop_r, self.stop_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         os.write(self.write_fd, b"s" * self.n)
 
     @property
     def fds(self) -> tuple:
-        """(slot pipe read end, its write end, stop pipe read end): what a zygote takes."""
-        return self.read_fd, self.write_fd, self.stop_r
+        """(slot pipe read end, its write end, stop pipe read end, id): what a zygote takes."""
+        return self.read_fd, self.write_fd, self.stop_r, self.id
 
     def acquire(self) -> None:
         """Take a slot, waiting for one; SlotsStopped once stop() was called."""
@@ -89,6 +91,7 @@ class RunSlots:
 
 
 _local = threading.local()
+_ids = itertools.count(1)
 
 
 def current() -> Optional[RunSlots]:

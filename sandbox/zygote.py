@@ -97,6 +97,16 @@ def first_denied(flt, calls, allowed, who: str) -> Optional[str]:
     return None
 
 
+def epoll_allowed(flt) -> bool:
+    """Whether the zygote may wait for a batch's slots with epoll (csrc/zygote/main.c: one
+    waiting zygote woken per freed slot, not all): only where the filter allows it outright,
+    never where it would log or deny it."""
+    if flt is None:
+        return True
+    return first_denied(flt, [("epoll_create1", ()), ("epoll_ctl", ()), ("epoll_pwait", ())],
+                        (RET_ALLOW,), "the zygote") is None
+
+
 def refusal(flt, ids: bool, caps: bool) -> Optional[str]:
     """Why jobs under this filter cannot go through a zygote, or None."""
     if EXE is None:
@@ -111,10 +121,11 @@ class Zygote:
     """One running zygote. Hold .lock around spawn(): one request at a time. A ZygoteError
     from spawn() other than E2BIG/EMSGSIZE means this one is dead (the caller starts another).
     pid_namespace: the zygote is pid 1 of a PID namespace its jobs share; user_namespace (with
-    it, for a non-root supervisor): that namespace is made inside a user namespace of its own."""
+    it, for a non-root supervisor): that namespace is made inside a user namespace of its own.
+    epoll (where epoll_allowed): it waits for a batch's slots with epoll."""
 
     def __init__(self, *, program, filter_flags: int, caps, last_cap: int, pid_namespace: bool,
-                 user_namespace: bool = False):
+                 user_namespace: bool = False, epoll: bool = False):
         self.lock = threading.Lock()
         self.dead = False
         parent, child = socket.socketpair(socket.AF_UNIX,
@@ -124,7 +135,8 @@ class Zygote:
         devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
             self.pid, self.pidfd, _ = _core.spawn(
-                EXE, [b"sandbox-zygote"], [], None, [child_fd, devnull, devnull],
+                EXE, [b"sandbox-zygote"] + ([b"--epoll"] if epoll else []), [], None,
+                [child_fd, devnull, devnull],
                 caps=caps, last_cap=last_cap, program=program, filter_flags=filter_flags,
                 new_pidns=pid_namespace, new_userns=pid_namespace and user_namespace,
                 init_exe=None)

@@ -42,12 +42,25 @@ def _intervals(log):
     return start, end
 
 
-def test_a_batch_never_runs_more_than_n_and_takes_jobs_in_order(tmp_path):
+def _without_epoll(tmp_path):
+    """Docker's default profile, minus epoll: its zygotes wait for slots with poll()."""
+    profile = json.loads(pathlib.Path(S.docker_default()).read_text())
+    for rule in profile["syscalls"]:
+        rule["names"] = [n for n in rule["names"] if not n.startswith("epoll_")]
+    path = tmp_path / "no-epoll.json"
+    path.write_text(json.dumps(profile))
+    return str(path)
+
+
+@pytest.mark.parametrize("epoll", [True, False], ids=["epoll", "poll"])
+def test_a_batch_never_runs_more_than_n_and_takes_jobs_in_order(tmp_path, epoll):
     log = tmp_path / "log"
     n, count = 2, 12
+    profile = S.docker_default() if epoll else _without_epoll(tmp_path)
+    assert Sandbox(profile, zygote=True)._zygote_epoll is epoll
     jobs = _jobs(tmp_path, [_log_cmd(log, i, "0.05" if i % 3 else "0.2")
                             for i in range(count)])
-    results = batch.run_batch(jobs, jobs_parallel=n, default_profile=S.docker_default())
+    results = batch.run_batch(jobs, jobs_parallel=n, default_profile=profile)
     assert [r.result.verdict for r in results] == ["OK"] * count, results
     assert {r.result.spawn_path for r in results} == {"zygote"}
     start, end = _intervals(log)
@@ -116,6 +129,38 @@ def test_a_stop_drops_the_runs_still_waiting_and_starts_nothing(tmp_path):
     assert "stopped" in r.setup_error["message"]
     assert out["holder"].verdict == "OK"     # what ran goes on
     assert S.procs_with(mark) == []
+
+
+def test_a_zygote_that_served_one_batch_watches_the_next_ones_pipes():
+    # the zygote keeps the first copies of a batch's pipes (by id): a later batch's must
+    # replace them, or its stop would go unseen and its waiting run never end
+    sb = Sandbox(S.docker_default(), zygote=True)
+    first, second = runslots.RunSlots(1), runslots.RunSlots(1)
+    second.acquire()                          # its only slot is taken: its run will wait
+    out = {}
+    first_done = threading.Event()
+
+    def worker():                             # one thread: one zygote serves both batches
+        runslots.set_current(first)
+        out["first"] = sb.run(["true"])
+        first_done.set()                      # (first stays open, a free slot in it)
+        runslots.set_current(second)
+        out["second"] = sb.run(["true"])
+
+    t = threading.Thread(target=worker)
+    t.start()
+    assert first_done.wait(10)
+    time.sleep(0.3)                           # the second request waits in the zygote
+    second.stop()
+    t.join(10)
+    alive = t.is_alive()
+    sb.close()
+    first.close()
+    second.close()
+    assert not alive, "the second batch's stop went unseen"
+    assert out["first"].verdict == "OK" and out["first"].spawn_path == "zygote", out["first"]
+    r = out["second"]
+    assert r.verdict == "SETUP_ERROR" and r.setup_error["stage"] == "slot", r
 
 
 def test_a_zygote_that_dies_holding_a_slot_gives_it_back(tmp_path):

@@ -96,9 +96,41 @@ struct sb_handshake {
 
 /* ---- the child: raw syscalls only ------------------------------------------------------- */
 
+/* A system call that leaves errno alone: its result, or -errno. The child shares the memory of
+ * the thread that started it, errno included; that thread waits in vfork, except for a notified
+ * run as root, cloned with CLONE_VM while the supervisor goes on answering its calls: glibc's
+ * syscall() would write the child's failures into the supervisor's errno, and the child would read
+ * the supervisor's as its own. */
 static long raw(long nr, long a, long b, long c, long d, long e)
 {
-	return syscall(nr, a, b, c, d, e, 0);
+#if defined(__x86_64__) && !defined(__ILP32__)
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	long ret;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
+			 : "rcx", "r11", "memory");
+	return ret;
+#elif defined(__aarch64__)
+	register long x8 __asm__("x8") = nr;
+	register long x0 __asm__("x0") = a;
+	register long x1 __asm__("x1") = b;
+	register long x2 __asm__("x2") = c;
+	register long x3 __asm__("x3") = d;
+	register long x4 __asm__("x4") = e;
+
+	__asm__ volatile("svc #0"
+			 : "+r"(x0)
+			 : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4)
+			 : "memory");
+	return x0;
+#else
+	long ret = syscall(nr, a, b, c, d, e, 0); /* (elsewhere errno is shared, as said above) */
+
+	return ret < 0 ? -errno : ret;
+#endif
 }
 
 static __attribute__((noreturn)) void child_fail(int pipe_w, int stage, int err)
@@ -110,10 +142,12 @@ static __attribute__((noreturn)) void child_fail(int pipe_w, int stage, int err)
 		raw(SYS_exit_group, 127, 0, 0, 0, 0);
 }
 
+/* expr: a raw() result, or -errno from a helper */
 #define CHECK(stage, expr)                                                                      \
 	do {                                                                                        \
-		if ((expr) < 0)                                                                     \
-			child_fail(pipe_w, (stage), errno);                                         \
+		long rc_ = (expr);                                                                  \
+		if (rc_ < 0)                                                                        \
+			child_fail(pipe_w, (stage), (int)-rc_);                                     \
 	} while (0)
 
 /* close every descriptor from 3 up except keep[0..n) (n <= 4; entries below 3 are ignored) */
@@ -185,10 +219,13 @@ static int in_bounding(const struct sb_spawn_req *r, int cap)
 static long drop_bounding(const struct sb_spawn_req *r)
 {
 	for (int cap = 0; cap <= r->last_cap; cap++) {
+		long rc;
+
 		if (cap_kept(r, cap) || !in_bounding(r, cap))
 			continue;
-		if (raw(SYS_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
-			return -1;
+		rc = raw(SYS_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0);
+		if (rc < 0)
+			return rc;
 	}
 	return 0;
 }
@@ -206,7 +243,7 @@ static void drop_all_caps(int pipe_w, int last_cap)
 	raw(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 }
 
-/* Write all of `text` to a /proc file in one write (as the kernel wants it): 0, or -1 and errno. */
+/* Write all of `text` to a /proc file in one write (as the kernel wants it): 0, or -errno. */
 static long write_proc(const char *path, const char *text)
 {
 	long fd, n, len = 0;
@@ -215,12 +252,12 @@ static long write_proc(const char *path, const char *text)
 		len++;
 	fd = raw(SYS_openat, AT_FDCWD, (long)path, O_WRONLY | O_CLOEXEC, 0, 0);
 	if (fd < 0)
-		return -1;
+		return fd;
 	n = raw(SYS_write, fd, (long)text, len, 0, 0);
 	raw(SYS_close, fd, 0, 0, 0, 0);
-	if (n >= 0 && n != len)
-		errno = EIO;
-	return n == len ? 0 : -1;
+	if (n < 0)
+		return n;
+	return n == len ? 0 : -EIO;
 }
 
 /* A valid uid written to our own loginuid makes the kernel allocate a fresh audit session id
@@ -234,11 +271,13 @@ static void new_audit_session(const struct sb_spawn_req *r)
 		write_proc("/proc/self/loginuid", r->loginuid);
 }
 
-/* A private /proc of the PID namespace we are pid 1 of, in our own mount namespace. */
+/* A private /proc of the PID namespace we are pid 1 of, in our own mount namespace: 0 or -errno. */
 static long mount_own_proc(void)
 {
-	if (raw(SYS_mount, 0, (long)"/", 0, MS_REC | MS_PRIVATE, 0) < 0)
-		return -1;
+	long rc = raw(SYS_mount, 0, (long)"/", 0, MS_REC | MS_PRIVATE, 0);
+
+	if (rc < 0)
+		return rc;
 	return raw(SYS_mount, (long)"proc", (long)"/proc", (long)"proc",
 		   MS_NOSUID | MS_NODEV | MS_NOEXEC, 0);
 }
@@ -357,8 +396,8 @@ static __attribute__((noreturn)) void child(const struct sb_spawn_req *r, int pi
 				__builtin_ia32_pause();
 		}
 	}
-	raw(SYS_execve, (long)r->exe, (long)r->argv, (long)r->envp, 0, 0);
-	child_fail(pipe_w, SB_STAGE_EXEC, errno);
+	child_fail(pipe_w, SB_STAGE_EXEC,
+		   (int)-raw(SYS_execve, (long)r->exe, (long)r->argv, (long)r->envp, 0, 0));
 }
 
 /* ---- the parent ------------------------------------------------------------------------- */
@@ -405,50 +444,48 @@ static const char *proc_path(char *buf, long pid, const char *file)
 }
 
 /* The helper of map_own_ids: pid 2, sandbox-init holding still, with nothing of ours open but
- * the pipe end it closes once it runs. Returns its pid once it does, or -1 and errno. */
+ * the pipe end it closes once it runs. Returns its pid once it does, or -errno. */
 static long start_map_helper(const char *exe)
 {
 	char *const argv[] = {(char *)"sandbox-init", NULL};
 	char *const envp[] = {NULL};
 	int p[2], err = 0;
-	long pid, got;
+	long pid, got, rc;
 
-	if (raw(SYS_pipe2, (long)p, O_CLOEXEC, 0, 0, 0) < 0)
-		return -1;
+	rc = raw(SYS_pipe2, (long)p, O_CLOEXEC, 0, 0, 0);
+	if (rc < 0)
+		return rc;
 	pid = vfork();
 	if (pid == 0) {
 		/* the pipe end becomes fd 0 (it may be already, when our stdin was closed) */
 		long moved = p[1] == 0 ? raw(SYS_fcntl, 0, F_SETFD, 0, 0, 0)
 				       : raw(SYS_dup3, p[1], 0, 0, 0, 0);
+		long step = moved == 0 ? raw(SYS_close_range, 1, ~0U, 0, 0, 0) : moved;
 		int e;
 
-		if (moved == 0 && raw(SYS_close_range, 1, ~0U, 0, 0, 0) == 0)
-			raw(SYS_execve, (long)exe, (long)argv, (long)envp, 0, 0);
-		e = errno;
+		if (step == 0)
+			step = raw(SYS_execve, (long)exe, (long)argv, (long)envp, 0, 0);
+		e = (int)-step;
 		raw(SYS_write, 0, (long)&e, sizeof(e), 0, 0);
 		for (;;)
 			raw(SYS_exit_group, 127, 0, 0, 0, 0);
 	}
 	if (pid < 0)
-		err = errno;
+		err = errno; /* (glibc's vfork: a failure to start is the one errno we read) */
 	raw(SYS_close, p[1], 0, 0, 0, 0);
 	if (pid > 0) {
 		do
 			got = raw(SYS_read, p[0], (long)&err, sizeof(err), 0, 0);
-		while (got < 0 && errno == EINTR);
+		while (got == -EINTR);
 		if (got != 0) { /* its exec failed (err), or the read did */
 			if (got < 0)
-				err = errno;
+				err = (int)-got;
 			raw(SYS_kill, pid, SIGKILL, 0, 0, 0);
 			raw(SYS_wait4, pid, 0, 0, 0, 0);
 		}
 	}
 	raw(SYS_close, p[0], 0, 0, 0, 0);
-	if (err) {
-		errno = err;
-		return -1;
-	}
-	return pid;
+	return err ? -err : pid;
 }
 
 /* In the new user namespace we hold every capability, but no id of ours maps to anything yet:
@@ -462,19 +499,17 @@ static long start_map_helper(const char *exe)
 static long map_own_ids(const struct clone_arg *a)
 {
 	char path[48];
-	long rc = -1, helper = start_map_helper(a->req->userns_helper);
-	int saved;
+	long rc, helper = start_map_helper(a->req->userns_helper);
 
 	if (helper < 0)
-		return -1;
-	if (write_proc(proc_path(path, helper, "setgroups"), "deny") == 0 &&
-	    write_proc(proc_path(path, helper, "uid_map"), a->uid_map) == 0 &&
-	    write_proc(proc_path(path, helper, "gid_map"), a->gid_map) == 0)
-		rc = 0;
-	saved = errno;
+		return helper;
+	rc = write_proc(proc_path(path, helper, "setgroups"), "deny");
+	if (rc == 0)
+		rc = write_proc(proc_path(path, helper, "uid_map"), a->uid_map);
+	if (rc == 0)
+		rc = write_proc(proc_path(path, helper, "gid_map"), a->gid_map);
 	raw(SYS_kill, helper, SIGKILL, 0, 0, 0);
 	raw(SYS_wait4, helper, 0, 0, 0, 0);
-	errno = saved;
 	if (rc == 0 && helper == 2)
 		rc = write_proc("/proc/sys/kernel/ns_last_pid", "1");
 	return rc;
@@ -524,7 +559,7 @@ static int clone_child(void *p)
 			child(r, pipe_w, a->empty, NULL, 1);
 	}
 	if (main_pid < 0)
-		child_fail(pipe_w, SB_STAGE_FORK, errno);
+		child_fail(pipe_w, SB_STAGE_FORK, errno); /* (glibc's: the one errno read here) */
 	/* vfork returned: the command exec'd, or failed and left its record in the error pipe
 	 * (peeked at, not read: the parent reads it). Never reap it here: init reports it. */
 	if (raw(SYS_ioctl, a->pipe_r, FIONREAD, (long)&pending, 0, 0) == 0 && pending > 0)
@@ -546,9 +581,9 @@ static int clone_child(void *p)
 		char *const argv[] = {(char *)"sandbox-init", NULL};
 		char *const envp[] = {NULL};
 
-		raw(SYS_execve, (long)r->init_exe, (long)argv, (long)envp, 0, 0);
+		child_fail(pipe_w, SB_STAGE_INIT,
+			   (int)-raw(SYS_execve, (long)r->init_exe, (long)argv, (long)envp, 0, 0));
 	}
-	child_fail(pipe_w, SB_STAGE_INIT, errno);
 }
 
 /* The namespaces of a run with new_pidns. */

@@ -7,7 +7,7 @@ Rows, measured in alternating rounds of the same run (medians):
   a PID namespace per job);
 - xargs -P P: the same commands, unsandboxed;
 - ThreadPoolExecutor(P) of subprocess.run(capture_output=True), unsandboxed.
-Ratios are against xargs. usage: bench_batch.py [--true N] [--python N] [-P P] [--rounds R]
+Ratios are against xargs: of the medians, and the median of each round's own ratio. usage: bench_batch.py [--true N] [--python N] [-P P] [--rounds R]
 """
 import argparse
 import concurrent.futures
@@ -60,7 +60,7 @@ def thread_pool(cmd, n, parallel):
 
 
 def measure(cmd, n, parallel, rounds):
-    """{row: median jobs/s}, plus the spawn paths the batches reported."""
+    """{row: [jobs/s of each round]}, plus the spawn paths the batches reported."""
     jobs = _jobs(cmd, n)
     paths = {}
     rows = {
@@ -81,7 +81,7 @@ def measure(cmd, n, parallel, rounds):
             t = time.perf_counter()
             fn()
             rates[name].append(n / (time.perf_counter() - t))
-    return {name: statistics.median(v) for name, v in rates.items()}, paths
+    return rates, paths
 
 
 def main(argv=None):
@@ -101,8 +101,13 @@ def main(argv=None):
         base = rates["xargs -P %d (no sandbox)" % args.parallel]
         print("## Batch of %d x `%s`, %d at once (median of %d rounds)\n"
               % (n, label, args.parallel, args.rounds))
-        print(common.table(["entry", "jobs/s", "x xargs"],
-                           [[k, "%.0f" % v, "%.2f" % (v / base)] for k, v in rates.items()]))
+        # the machine's speed drifts between rounds: a row's ratio to xargs in the same round
+        # (median over rounds) is the steadier figure; the ratio of the medians is shown too
+        print(common.table(
+            ["entry", "jobs/s", "x xargs", "x xargs, per round (min-max)"],
+            [[k, "%.0f" % statistics.median(v),
+              "%.2f" % (statistics.median(v) / statistics.median(base)),
+              "%.2f (%.2f-%.2f)" % common.paired_ratio(v, base)] for k, v in rates.items()]))
         print()
 
 

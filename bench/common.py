@@ -47,6 +47,13 @@ def interleaved_stats(fns: dict, rounds: int, inner: int) -> dict:
     return {name: (min(v), statistics.median(v)) for name, v in samples.items()}
 
 
+def paired_ratio(samples, base) -> tuple:
+    """(median, min, max) of samples[i] / base[i]: each ratio taken within one round, so a
+    drift of the machine's speed between rounds cancels out."""
+    ratios = [a / b for a, b in zip(samples, base)]
+    return statistics.median(ratios), min(ratios), max(ratios)
+
+
 def table(headers, rows) -> str:
     cols = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
     out = ["| " + " | ".join(str(h).ljust(c) for h, c in zip(headers, cols)) + " |",

@@ -9,6 +9,7 @@
 Medians and ratios against the baseline measured in the same run.
 """
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,7 +67,7 @@ def python_level(path: str, rounds: int, per: int) -> dict:
         fns["Sandbox.run, Docker filter, root defaults, zygote (shared PID ns, cgroup)"] = \
             lambda: zygote_root.run(["/bin/true"])
     try:
-        return common.interleaved(fns, rounds=rounds, inner=per)
+        return common.interleaved_samples(fns, rounds=rounds, inner=per)
     finally:
         zygote.close()
         zygote_root.close()
@@ -92,8 +93,17 @@ def main(rounds=40, per=25):
     base = py["subprocess.run (no filter)"]
     print("\n## Spawn + wait of /bin/true from Python (medians of %d blocks of %d)\n"
           % (rounds, per))
-    print(common.table(["entry", "median us", "x subprocess.run"],
-                       [[k, "%.0f" % (v * 1e6), "%.2f" % (v / base)] for k, v in py.items()]))
+    # x subprocess.run: of the medians; per block: each block's ratio to the subprocess.run
+    # block next to it (the machine drifts between blocks), median and quartiles
+    rows = []
+    for k, v in py.items():
+        ratios = sorted(a / b for a, b in zip(v, base))
+        q = statistics.quantiles(ratios, n=4)
+        rows.append([k, "%.0f" % (statistics.median(v) * 1e6),
+                     "%.2f" % (statistics.median(v) / statistics.median(base)),
+                     "%.2f (%.2f-%.2f)" % (statistics.median(ratios), q[0], q[2])])
+    print(common.table(["entry", "median us", "x subprocess.run", "per block (quartiles)"],
+                       rows))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,12 @@ def interleaved(fns: dict, rounds: int, inner: int) -> dict:
 
 def interleaved_stats(fns: dict, rounds: int, inner: int) -> dict:
     """(min, median) seconds per call of each function, measured in alternating blocks."""
+    return {name: (min(v), statistics.median(v))
+            for name, v in interleaved_samples(fns, rounds, inner).items()}
+
+
+def interleaved_samples(fns: dict, rounds: int, inner: int) -> dict:
+    """Seconds per call of each function in each of `rounds` alternating blocks."""
     samples = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
@@ -44,7 +50,7 @@ def interleaved_stats(fns: dict, rounds: int, inner: int) -> dict:
             for _ in range(inner):
                 fn()
             samples[name].append((time.perf_counter() - t) / inner)
-    return {name: (min(v), statistics.median(v)) for name, v in samples.items()}
+    return samples
 
 
 def paired_ratio(samples, base) -> tuple:

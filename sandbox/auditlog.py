@@ -29,10 +29,10 @@ from __future__ import annotations
 import errno as _errno
 import os
 import re
-import select
 import threading
 from typing import Iterable, Optional
 
+from . import fdwait
 from .policy import RET_ERRNO, RET_KILL_PROCESS, RET_KILL_THREAD
 from .syscall_log import action_word, arch_and_name
 
@@ -312,7 +312,7 @@ class KernelLog:
         def loop():
             try:
                 while True:
-                    ready, _, _ = select.select([self.fd, stop_r], [], [])
+                    ready = fdwait.readable([self.fd, stop_r])
                     if self.fd in ready:
                         self._read_available()
                     if stop_r in ready:
@@ -335,7 +335,7 @@ class KernelLog:
         the calls: reading stops once nothing new arrived for `settle` seconds."""
         self._stop_following()
         self._read_available()
-        while select.select([self.fd], [], [], settle)[0]:
+        while fdwait.readable([self.fd], settle):
             if not self._read_available():
                 break
         win = self.window

@@ -27,9 +27,10 @@ from __future__ import annotations
 import errno
 import itertools
 import os
-import select
 import threading
 from typing import Optional
+
+from . import fdwait
 
 
 class SlotsStopped(OSError):
@@ -56,7 +57,7 @@ class RunSlots:
     def acquire(self) -> None:
         """Take a slot, waiting for one; SlotsStopped once stop() was called."""
         while True:
-            ready = select.select([self.read_fd, self.stop_r], [], [])[0]
+            ready = fdwait.readable([self.read_fd, self.stop_r])
             if self.stop_r in ready:
                 raise SlotsStopped()
             try:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import atexit
 import errno as _errno
 import os
-import select
 import signal
 import socket
 import struct
@@ -25,7 +24,7 @@ import threading
 import weakref
 from typing import Optional
 
-from . import _core
+from . import _core, fdwait
 from .policy import RET_ALLOW, RET_LOG
 
 _EXE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox-zygote")
@@ -151,7 +150,7 @@ class Zygote:
 
     def _handshake(self) -> None:
         """Wait for "ready"; a zygote the filter killed at start-up closes its socket."""
-        ready, _, _ = select.select([self.sock], [], [], _START_TIMEOUT_S)
+        ready = fdwait.readable([self.sock], _START_TIMEOUT_S)
         data = os.read(self.sock, _REPLY.size + 1) if ready else b""
         if len(data) == _REPLY.size and _REPLY.unpack(data)[0] == _MAGIC:
             return
@@ -189,7 +188,7 @@ class Zygote:
                 return None
             pid, self.pid = self.pid, -1
         if self.pidfd >= 0:
-            if not select.select([self.pidfd], [], [], 2.0)[0]:
+            if not fdwait.readable([self.pidfd], 2.0):
                 signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
             os.close(self.pidfd)
             self.pidfd = -1

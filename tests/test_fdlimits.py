@@ -1,0 +1,67 @@
+"""Many descriptors: waits that take descriptors numbered past select()'s 1024."""
+import json
+import os
+import resource
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from sandbox import fdwait
+
+pytest.importorskip("sandbox._core")
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "probes", "runner"))
+import runner_support as S  # noqa: E402
+
+HIGH = 1500
+
+
+def _high_fd_room():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= HIGH + 100:
+        pytest.skip("the hard RLIMIT_NOFILE (%d) leaves no room past %d" % (hard, HIGH))
+
+
+def test_readable_takes_descriptors_past_1024():
+    _high_fd_room()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, HIGH + 100), hard))
+    r, w = os.pipe()
+    high = os.dup2(r, HIGH)
+    try:
+        assert fdwait.readable([high], 0.05) == []          # nothing yet: the timeout
+        os.write(w, b"x")
+        assert fdwait.readable([high], 5) == [high]
+        os.close(w)
+        os.read(high, 1)
+        assert fdwait.readable([high], 5) == [high]         # the end counts as readable
+    finally:
+        for fd in (r, high):
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def _run_child(script):
+    # in a process of its own: the limits it sets are not the test process's
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True,
+                         timeout=120, text=True)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def test_a_zygote_batch_works_with_every_descriptor_past_1024():
+    _high_fd_room()
+    got = _run_child("""
+        import json, os, resource
+        from sandbox import batch
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, %d), hard))
+        held = [os.open("/dev/null", os.O_RDONLY) for _ in range(1100)]  # the low numbers
+        text = "\\n".join(json.dumps({"name": "j%%d" %% i, "cmd": ["true"]}) for i in range(8))
+        jobs, _ = batch.parse_jobs(text, name="b.jsonl", base_dir="/tmp")
+        rs = batch.run_batch(jobs, jobs_parallel=2, default_profile=%r)
+        print(json.dumps([(r.result.verdict, r.result.spawn_path) for r in rs]))
+    """ % (HIGH + 500, S.docker_default()))
+    assert got == [["OK", "zygote"]] * 8

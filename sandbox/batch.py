@@ -784,6 +784,11 @@ def _outcome(fut, job: Job, default_profile: str) -> Optional[JobResult]:
     return fut.result()
 
 
+# descriptors a batch of our own pool holds: per slot, two threads, each with its zygote's
+# socket and pidfd and a job's three pipes and pidfd (measured: ~13), plus the process's own
+_FDS_PER_SLOT, _FDS_BASE = 16, 256
+
+
 def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
               executor: Optional[concurrent.futures.Executor] = None,
               on_result: Optional[Callable[[JobResult], None]] = None,
@@ -807,6 +812,9 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
     (faster; the jobs of a profile share one PID namespace instead of one each). The zygotes
     of this process stop when the batch returns.
 
+    With our own pool, the process's soft RLIMIT_NOFILE is raised (up to the hard limit) when
+    the batch needs more descriptors (~13 per slot); the commands keep the limit it had.
+
     Ctrl-C (KeyboardInterrupt in the calling thread): no new job starts; running jobs get
     `grace` seconds to end, then (kill_on_interrupt, default: when the pool is our own) every
     child of this process that leads its own session with no_new_privs (what Sandbox.run
@@ -828,6 +836,8 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
         kill_on_interrupt = own
     stop = threading.Event()
     if own:
+        from .runner import raise_open_files
+        raise_open_files(_FDS_PER_SLOT * parallel + _FDS_BASE)
         # Two threads per command slot: while some watch their jobs, the others' jobs wait
         # in their zygotes to start the moment a slot frees (sandbox/runslots.py). A hand-over
         # through Python instead measured slower than one thread per slot (bench_batch: 1250

@@ -107,6 +107,28 @@ _running: dict = {}
 _running_lock = threading.Lock()
 
 
+# The RLIMIT_NOFILE this process had before raise_open_files() raised it: what runs keep
+# (unless their limits give open_files). None: never raised, runs inherit ours.
+_runs_nofile = None
+_nofile_lock = threading.Lock()
+
+
+def raise_open_files(need: int) -> None:
+    """Raise this process's soft RLIMIT_NOFILE to `need` (at most the hard limit) if it is
+    lower: a batch holds a few descriptors per thread and per job (its zygotes' sockets, the
+    jobs' pipes and pidfds), which at -j 100 and more is past the usual soft limit of 1024. The
+    commands started afterwards keep the limit we had, set explicitly."""
+    global _runs_nofile
+    with _nofile_lock:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        new = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        if soft == resource.RLIM_INFINITY or new <= soft:
+            return
+        if _runs_nofile is None:
+            _runs_nofile = (soft, hard)   # (first: runs set from now on keep it)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+
+
 def cancel_all() -> int:
     """Kill every run in progress in this process (e.g. on Ctrl-C in a batch): each one ends at
     once with its whole tree killed, and its Result says cancelled. Returns how many."""
@@ -571,6 +593,8 @@ class Sandbox:
             out.append((resource.RLIMIT_FSIZE, limits.file_size, limits.file_size))
         if limits.open_files is not None:
             out.append((resource.RLIMIT_NOFILE, limits.open_files, limits.open_files))
+        elif _runs_nofile is not None:
+            out.append((resource.RLIMIT_NOFILE,) + _runs_nofile)
         if limits.stack is not None:
             out.append((resource.RLIMIT_STACK, limits.stack, limits.stack))
         return out

@@ -1,4 +1,6 @@
-"""Many descriptors: waits that take descriptors numbered past select()'s 1024."""
+"""Many descriptors: waits that take descriptors numbered past select()'s 1024, and a batch
+that needs more descriptors than the soft RLIMIT_NOFILE allows (it raises it; its commands
+keep the limit the process had)."""
 import json
 import os
 import resource
@@ -65,3 +67,32 @@ def test_a_zygote_batch_works_with_every_descriptor_past_1024():
         print(json.dumps([(r.result.verdict, r.result.spawn_path) for r in rs]))
     """ % (HIGH + 500, S.docker_default()))
     assert got == [["OK", "zygote"]] * 8
+
+
+def test_a_big_batch_raises_the_open_files_limit_and_its_commands_keep_ours():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1024:
+        pytest.skip("the hard RLIMIT_NOFILE (%d) is below what the batch needs" % hard)
+    got = _run_child("""
+        import json, resource
+        from sandbox import batch
+        from sandbox.runner import Sandbox
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        # 40 slots hold ~13 descriptors each: past 256
+        text = "\\n".join(json.dumps({"name": "j%%d" %% i,
+                                      "cmd": ["sh", "-c", "sleep 0.2; ulimit -n"]})
+                          for i in range(80))
+        jobs, problems = batch.parse_jobs(text, name="b.jsonl", base_dir="/tmp")
+        assert not problems, problems
+        rs = batch.run_batch(jobs, jobs_parallel=40, default_profile=%r)
+        own = Sandbox(%r, open_files=64).run(["sh", "-c", "ulimit -n"])
+        print(json.dumps({"verdicts": sorted({r.result.verdict for r in rs}),
+                          "limits": sorted({r.result.stdout.decode().strip() for r in rs}),
+                          "own": own.stdout.decode().strip(),
+                          "ours": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}))
+    """ % (S.docker_default(), S.docker_default()))
+    assert got["verdicts"] == ["OK"], got
+    assert got["limits"] == ["256"]          # the commands keep the limit the process had
+    assert got["own"] == "64"                # a run's own open_files still wins
+    assert got["ours"] >= 16 * 40 + 256 or got["ours"] == hard

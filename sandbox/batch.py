@@ -787,6 +787,12 @@ def _outcome(fut, job: Job, default_profile: str) -> Optional[JobResult]:
 # descriptors a batch of our own pool holds: per slot, two threads, each with its zygote's
 # socket and pidfd and a job's three pipes and pidfd (measured: ~13), plus the process's own
 _FDS_PER_SLOT, _FDS_BASE = 16, 256
+_FDS_MEASURED_PER_SLOT = 13
+
+
+def open_files_needed(parallel: int) -> int:
+    """The soft RLIMIT_NOFILE run_batch's own pool raises ours to for `parallel` slots."""
+    return _FDS_PER_SLOT * parallel + _FDS_BASE
 
 
 def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
@@ -837,7 +843,7 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
     stop = threading.Event()
     if own:
         from .runner import raise_open_files
-        raise_open_files(_FDS_PER_SLOT * parallel + _FDS_BASE)
+        raise_open_files(open_files_needed(parallel))
         # Two threads per command slot: while some watch their jobs, the others' jobs wait
         # in their zygotes to start the moment a slot frees (sandbox/runslots.py). A hand-over
         # through Python instead measured slower than one thread per slot (bench_batch: 1250
@@ -1072,7 +1078,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-j", "--jobs", dest="parallel", metavar="N", type=_positive_int,
                    default=None, help="jobs run at once (default: the number of CPUs, %d); "
                    "jobs are taken in file order, and with N > 1 may start out of order "
-                   "within a window of about N" % (os.cpu_count() or 1))
+                   "within a window of about N; the soft open-files limit is raised to what "
+                   "N needs (~13 per job), with a warning when the hard limit is too low"
+                   % (os.cpu_count() or 1))
     p.add_argument("--results", metavar="FILE",
                    help="write one JSON line per job as it finishes (- for stdout)")
     p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report at the end")
@@ -1302,6 +1310,14 @@ def _run_and_report(args, jobs, problems, shown, default_profile, writer, where)
         terminated.append(signum)
         raise KeyboardInterrupt
 
+    if where.executor is None:
+        from .runner import raise_open_files
+        have = raise_open_files(open_files_needed(parallel))
+        need = _FDS_MEASURED_PER_SLOT * parallel + 64
+        if have < need:
+            err.write("sandbox batch: warning: -j %d needs about %d open files, but the hard "
+                      "limit is %d (ulimit -Hn): jobs may fail with \"Too many open files\"; "
+                      "use a smaller -j or raise the limit\n" % (parallel, need, have))
     old_term = None
     if threading.current_thread() is threading.main_thread():
         old_term = signal.signal(signal.SIGTERM, on_sigterm)

@@ -113,20 +113,22 @@ _runs_nofile = None
 _nofile_lock = threading.Lock()
 
 
-def raise_open_files(need: int) -> None:
+def raise_open_files(need: int) -> int:
     """Raise this process's soft RLIMIT_NOFILE to `need` (at most the hard limit) if it is
     lower: a batch holds a few descriptors per thread and per job (its zygotes' sockets, the
     jobs' pipes and pidfds), which at -j 100 and more is past the usual soft limit of 1024. The
-    commands started afterwards keep the limit we had, set explicitly."""
+    commands started afterwards keep the limit we had, set explicitly. Returns the soft limit
+    now in force (below `need` when the hard limit is)."""
     global _runs_nofile
     with _nofile_lock:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         new = need if hard == resource.RLIM_INFINITY else min(need, hard)
         if soft == resource.RLIM_INFINITY or new <= soft:
-            return
+            return soft
         if _runs_nofile is None:
             _runs_nofile = (soft, hard)   # (first: runs set from now on keep it)
         resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        return new
 
 
 def cancel_all() -> int:

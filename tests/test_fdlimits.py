@@ -1,6 +1,6 @@
 """Many descriptors: waits that take descriptors numbered past select()'s 1024, and a batch
 that needs more descriptors than the soft RLIMIT_NOFILE allows (it raises it; its commands
-keep the limit the process had)."""
+keep the limit the process had; the CLI warns when the hard limit is too low)."""
 import json
 import os
 import resource
@@ -96,3 +96,23 @@ def test_a_big_batch_raises_the_open_files_limit_and_its_commands_keep_ours():
     assert got["limits"] == ["256"]          # the commands keep the limit the process had
     assert got["own"] == "64"                # a run's own open_files still wins
     assert got["ours"] >= 16 * 40 + 256 or got["ours"] == hard
+
+
+def test_the_cli_warns_when_the_hard_limit_is_too_low_for_its_j(tmp_path):
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("\n".join(json.dumps({"name": "j%d" % i, "cmd": ["true"]})
+                              for i in range(4)))
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))
+
+    out = subprocess.run([sys.executable, "-m", "sandbox", "batch", str(jobs), "-j", "100",
+                          "--profile", S.docker_default()], capture_output=True, text=True,
+                         timeout=120, preexec_fn=low_limit)
+    assert "-j 100 needs about 1364 open files, but the hard limit is 512" in out.stderr
+    assert "use a smaller -j or raise the limit" in out.stderr
+    assert out.returncode == 0, out.stderr        # four jobs fit: they all ran
+    ok = subprocess.run([sys.executable, "-m", "sandbox", "batch", str(jobs), "-j", "20",
+                         "--profile", S.docker_default()], capture_output=True, text=True,
+                        timeout=120, preexec_fn=low_limit)
+    assert "warning" not in ok.stderr and ok.returncode == 0, ok.stderr

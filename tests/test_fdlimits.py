@@ -116,3 +116,31 @@ def test_the_cli_warns_when_the_hard_limit_is_too_low_for_its_j(tmp_path):
                          "--profile", S.docker_default()], capture_output=True, text=True,
                         timeout=120, preexec_fn=low_limit)
     assert "warning" not in ok.stderr and ok.returncode == 0, ok.stderr
+
+
+def test_a_zygote_that_could_not_start_for_want_of_descriptors_is_tried_again():
+    got = _run_child("""
+        import json, os, resource
+        from sandbox.runner import Sandbox
+        sb = Sandbox(%r, zygote=True, pid_namespace=False, use_cgroup=False)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+        held = []
+        try:
+            while True:
+                held.append(os.open("/dev/null", os.O_RDONLY))
+        except OSError:
+            pass
+        for fd in held[-4:]:     # room for this run's pipes, not for a zygote's start as well
+            os.close(fd)
+        first = sb.run(["true"])
+        refusal = sb.zygote_refusal
+        for fd in held[:-4]:
+            os.close(fd)
+        again = sb.run(["true"])
+        print(json.dumps([first.verdict, first.spawn_path, refusal, again.verdict,
+                          again.spawn_path]))
+    """ % S.docker_default())
+    first_verdict, first_path, refusal, again_verdict, again_path = got
+    assert refusal is None                       # not given up for good
+    assert (again_verdict, again_path) == ("OK", "zygote"), got

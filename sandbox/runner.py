@@ -107,10 +107,6 @@ _running: dict = {}
 _running_lock = threading.Lock()
 
 
-# failures to start a zygote that say nothing about the profile or the machine's abilities
-_TRANSIENT_ERRNOS = frozenset({_errno.EMFILE, _errno.ENFILE, _errno.EAGAIN, _errno.ENOMEM,
-                               _errno.EINTR})
-
 # The RLIMIT_NOFILE this process had before raise_open_files() raised it: what runs keep
 # (unless their limits give open_files). None: never raised, runs inherit ours.
 _runs_nofile = None
@@ -489,7 +485,7 @@ class Sandbox:
         except (OSError, _core.SpawnError) as e:
             # out of descriptors, processes or memory for now: this run starts directly, a
             # later one tries again; anything else (the filter kills it, it cannot exec) stays
-            if e.errno not in _TRANSIENT_ERRNOS:
+            if e.errno not in _zygote.TRANSIENT_ERRNOS:
                 self.zygote_refusal = str(e)
             return None
 

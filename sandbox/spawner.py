@@ -22,7 +22,7 @@ from typing import Optional
 
 from . import _core
 from .policy import RET_ALLOW, RET_ERRNO, action_name
-from .zygote import first_denied, job_setup_calls, vfork_call
+from .zygote import TRANSIENT_ERRNOS, first_denied, job_setup_calls, vfork_call
 
 
 def needed_syscalls(arch: str, ids: bool, caps: bool, landlock: bool) -> list:
@@ -78,7 +78,8 @@ class SpawnerSlot:
                     self._spawner = _core.Spawner(self.program, self.filter_flags,
                                                   self.keep_caps, self.last_cap)
                 except (OSError, ValueError) as e:
-                    self.failure = "the spawner thread could not install the filter: %s" % e
+                    if getattr(e, "errno", None) not in TRANSIENT_ERRNOS:
+                        self.failure = "the spawner thread could not install the filter: %s" % e
                     return None
                 self._pid = os.getpid()
             return self._spawner

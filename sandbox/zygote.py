@@ -34,6 +34,12 @@ _REPLY = struct.Struct("=Iiiiq")     # struct sb_zygote_reply
 _MAGIC = 0x7A79676F
 _START_TIMEOUT_S = 10.0
 
+# failures to start a zygote or a spawner thread that say nothing about the profile or what
+# the machine can do, only that it lacked descriptors, processes or memory for now: the run at
+# hand starts directly, a later one tries again
+TRANSIENT_ERRNOS = frozenset({_errno.EMFILE, _errno.ENFILE, _errno.EAGAIN, _errno.ENOMEM,
+                              _errno.EINTR})
+
 CAP_SETGID, CAP_SETUID, CAP_SETPCAP = 6, 7, 8
 _PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36

@@ -140,6 +140,8 @@ class JobResult:
     interrupted: bool = False             # killed by Ctrl-C before it ended on its own
     worker: Optional[str] = None          # "host:pid" of the process that ran it (a Dask
                                           # worker, a pool process, or this one)
+    shown_output: Optional[dict] = None   # junit.slim(): what a report shows of the output,
+                                          # kept in place of the output itself
 
     @property
     def name(self) -> str:
@@ -1322,8 +1324,14 @@ def _run_and_report(args, jobs, problems, shown, default_profile, writer, where)
     if threading.current_thread() is threading.main_thread():
         old_term = signal.signal(signal.SIGTERM, on_sigterm)
     try:
+        from .junit import slim
+
+        def on_result(jr):
+            writer(jr)   # the whole output goes to --results; what stays is what's reported
+            slim(jr, keep_for_report=bool(args.junit))
+
         results = run_batch(jobs, jobs_parallel=parallel, executor=where.executor,
-                            kill_on_interrupt=where.kill_on_interrupt, on_result=writer,
+                            kill_on_interrupt=where.kill_on_interrupt, on_result=on_result,
                             default_profile=default_profile, on_progress=progress,
                             grace=args.grace, user=args.user, zygote=args.zygote)
     except BatchInterrupted as e:

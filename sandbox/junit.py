@@ -25,16 +25,42 @@ from typing import Iterable, Optional
 
 CLASSNAME = "sandbox.batch"
 OUT_LIMIT = 64 * 1024        # characters of stdout/stderr kept in <system-out>/<system-err>
-TAIL_LIMIT = 2048            # characters of each stream's tail in a <failure> body
+                             # (escapes of control characters included)
+TAIL_LIMIT = 2048            # characters of each stream's tail in a <failure> body (before
+                             # escaping)
 MESSAGE_LIMIT = 500
 
 _INVALID_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+def _escape(ch: str) -> str:
+    return "\\x%02x" % ord(ch) if ord(ch) < 0x100 else "\\u%04x" % ord(ch)
+
+
 def clean(text: str) -> str:
     """Text XML 1.0 can carry: other control characters become \\xNN."""
-    return _INVALID_XML.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 0x100
-                            else "\\u%04x" % ord(m.group()), text)
+    return _INVALID_XML.sub(lambda m: _escape(m.group()), text)
+
+
+def _clean_prefix(text: str, limit: int) -> tuple:
+    """(the first `limit` characters of clean(text), cut before an escape rather than in it;
+    how many characters of text they show), without cleaning the rest of text."""
+    out, size, at = [], 0, 0
+    for m in _INVALID_XML.finditer(text, 0, limit):
+        plain = text[at:m.start()]
+        if size + len(plain) >= limit:
+            break
+        out.append(plain)
+        size += len(plain)
+        esc = _escape(m.group())
+        if size + len(esc) > limit:
+            return "".join(out), m.start()
+        out.append(esc)
+        size += len(esc)
+        at = m.end()
+    take = min(len(text) - at, limit - size)
+    out.append(text[at:at + take])
+    return "".join(out), at + take
 
 
 def _decode(data: Optional[bytes]) -> str:
@@ -42,15 +68,19 @@ def _decode(data: Optional[bytes]) -> str:
 
 
 def _head(text: str, limit: int = OUT_LIMIT) -> str:
-    if len(text) <= limit:
-        return text
-    return text[:limit] + "\n[... %d more characters truncated ...]\n" % (len(text) - limit)
+    """The start of text, cleaned, in at most `limit` characters (and the count of the output's
+    characters left out)."""
+    shown, used = _clean_prefix(text, limit)
+    if used == len(text):
+        return shown
+    return shown + "\n[... %d more characters truncated ...]\n" % (len(text) - used)
 
 
 def _tail(text: str, limit: int = TAIL_LIMIT) -> str:
+    """The last `limit` characters of text, cleaned."""
     if len(text) <= limit:
-        return text
-    return "[... %d characters before ...]\n" % (len(text) - limit) + text[-limit:]
+        return clean(text)
+    return "[... %d characters before ...]\n" % (len(text) - limit) + clean(text[-limit:])
 
 
 def _seconds(value) -> str:
@@ -62,15 +92,37 @@ def _testcase(parent, name: str, time_s, classname: str = CLASSNAME) -> ET.Eleme
                                               "time": _seconds(time_s)})
 
 
+def shown_output(jr) -> dict:
+    """What a report shows of a job's output: {"stdout": (head, tail), "stderr": (...)}, each
+    the text's first OUT_LIMIT and last TAIL_LIMIT characters ("" for none)."""
+    kept = getattr(jr, "shown_output", None)
+    if kept is not None:
+        return kept
+    r = jr.result
+    shown = {}
+    for label, data in (("stdout", r.stdout), ("stderr", r.stderr)):
+        text = _decode(data)   # (cleaned by _head and _tail: only what they show)
+        shown[label] = (_head(text), _tail(text)) if text else ("", "")
+    return shown
+
+
+def slim(jr, keep_for_report: bool = True) -> None:
+    """Let jr hold no more of its output than a report shows (once its JSON line is written):
+    a batch of jobs with big outputs then keeps ~66 KiB per job, or nothing without a report,
+    instead of every byte until the end."""
+    if keep_for_report:
+        jr.shown_output = shown_output(jr)
+    jr.result.stdout = jr.result.stderr = None
+
+
 def _failure_body(jr) -> str:
     r = jr.result
     parts = [clean("\n".join(jr.failures))]
     if r.verdict == "SETUP_ERROR":
         parts.append(clean("command: %s" % " ".join(r.argv)))
-    for label, data in (("stdout", r.stdout), ("stderr", r.stderr)):
-        text = clean(_decode(data))
-        if text:
-            parts.append("--- %s (tail) ---\n%s" % (label, _tail(text)))
+    for label, (_, tail) in shown_output(jr).items():
+        if tail:
+            parts.append("--- %s (tail) ---\n%s" % (label, tail))
     return "\n\n".join(parts)
 
 
@@ -126,11 +178,11 @@ def build(results: Iterable, *, problems: Iterable = (), not_run: Iterable = (),
                 el = ET.SubElement(tc, tag, {"message": clean(jr.failures[0][:MESSAGE_LIMIT]),
                                              "type": verdict})
                 el.text = _failure_body(jr)
-            out, err = _decode(r.stdout), _decode(r.stderr)
-            if out:
-                ET.SubElement(tc, "system-out").text = _head(clean(out))
-            if err:
-                ET.SubElement(tc, "system-err").text = _head(clean(err))
+            shown = shown_output(jr)
+            if shown["stdout"][0]:
+                ET.SubElement(tc, "system-out").text = shown["stdout"][0]
+            if shown["stderr"][0]:
+                ET.SubElement(tc, "system-err").text = shown["stderr"][0]
         elif kind == "not_run":
             counts["skipped"] += 1
             tc = _testcase(suite, item.name, 0, classname)

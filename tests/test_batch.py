@@ -6,6 +6,7 @@ Commands that must not outlive a test carry a marker unique to the test in their
 leftovers can be found by scanning /proc.
 """
 import argparse
+import datetime
 import concurrent.futures
 import json
 import multiprocessing
@@ -654,6 +655,58 @@ def _fake_result(name, verdict, passed, failures, stdout=b"", stderr=b"", index=
                            result=Result(argv=["x"], verdict=verdict, stdout=stdout,
                                          stderr=stderr, wall_time=0.25, **kw),
                            passed=passed, failures=failures)
+
+
+def test_a_slimmed_result_gives_the_same_junit_report(tmp_path):
+    # the CLI keeps of each job's output only what the report shows (junit.slim), once its
+    # JSON line is written: the report must not change
+    from sandbox import junit
+
+    def results():
+        return [_fake_result("big", "TIME_LIMIT", False, ["TIME_LIMIT: wall time"],
+                             stdout=b"tick\x00\xff\n" * 30000, stderr=b"e" * 5000, index=0),
+                _fake_result("small", "OK", True, [], stdout=b"fine\n", index=1),
+                _fake_result("none", "OK", True, [], index=2)]
+    full, slimmed = tmp_path / "full.xml", tmp_path / "slim.xml"
+    stamp = {"elapsed": 1.0, "timestamp": datetime.datetime(2026, 1, 1)}
+    junit.write_junit(str(full), results(), **stamp)
+    kept = results()
+    for jr in kept:
+        junit.slim(jr)
+        assert jr.result.stdout is None and jr.result.stderr is None
+    junit.write_junit(str(slimmed), kept, **stamp)
+    assert slimmed.read_bytes() == full.read_bytes()
+    shown = kept[0].shown_output["stdout"]
+    # the head is cut at OUT_LIMIT characters; the tail is TAIL_LIMIT characters of output,
+    # each escape (\\x00) four characters
+    assert len(shown[0]) < junit.OUT_LIMIT + 100 and len(shown[1]) < 4 * junit.TAIL_LIMIT + 100
+
+
+def test_the_cli_does_not_hold_every_jobs_output_until_the_end(tmp_path):
+    # 60 jobs of 4 MiB each: kept whole, 240 MiB by the end (measured: 428 MiB of RSS at 90
+    # jobs); slimmed, ~66 KiB per job (~100 MiB, the same at 30 or 90 jobs)
+    jobs = write(tmp_path / "big.toml", "".join(
+        '[[job]]\nname = "j%d"\ncmd = ["sh", "-c", "yes abcdefgh | head -c 4194304"]\n' % i
+        for i in range(60)))
+    # the peak RSS of the batch process's own memory (VmHWM: ru_maxrss would also count the
+    # memory of the process that forked it, ours)
+    script = textwrap.dedent("""
+        import re, sys
+        from sandbox import batch
+        status = batch.main(sys.argv[1:])
+        with open("/proc/self/status") as f:
+            print("VmHWM", re.search(r"VmHWM:\\s+(\\d+)", f.read()).group(1), file=sys.stderr)
+        sys.exit(status)
+    """)
+    p = run_cli([sys.executable, "-c", script], jobs, "-j", 2, "--junit", tmp_path / "r.xml",
+                "--results", tmp_path / "r.jsonl")
+    assert p.returncode == 0, p.stderr
+    assert "60 jobs: 60 passed" in p.stderr
+    with open(tmp_path / "r.jsonl") as f:
+        sizes = [len(line) for line in f]
+    assert len(sizes) == 60 and min(sizes) > 4194304        # all of it written out
+    peak_kib = int(p.stderr.split("VmHWM ")[1].split()[0])
+    assert peak_kib < 160 * 1024, peak_kib                   # far below 240 MiB
 
 
 def test_junit_shape_counts_and_sanitising(tmp_path):

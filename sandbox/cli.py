@@ -134,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tasks in the tree (cgroup pids.max, else RLIMIT_NPROC of the user)")
     g.add_argument("--open-files", metavar="N", type=int, help="RLIMIT_NOFILE")
     g = p.add_argument_group("environment")
-    g.add_argument("--stdin", metavar="FILE", help="read stdin from FILE (default: /dev/null)")
+    g.add_argument("--stdin", metavar="FILE", help="read stdin from FILE ('-': the stdin "
+                   "sandbox was given, e.g. a pipe; default: /dev/null)")
     g.add_argument("--env", metavar="K=V", action="append", default=[],
                    help="set a variable (repeatable); the default environment is PATH, LANG, HOME")
     g.add_argument("--inherit-env", action="store_true", help="start from this environment")
@@ -180,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the profile here (default: stdout)")
     p.add_argument("--merge", metavar="OLD.json", help="merge with an earlier learned profile")
     p.add_argument("--wall-limit", metavar="S", help="wall-clock seconds for the learning run")
-    p.add_argument("--stdin", metavar="FILE", help="read stdin from FILE (default: /dev/null)")
+    p.add_argument("--stdin", metavar="FILE", help="read stdin from FILE ('-': the stdin "
+                   "sandbox was given; default: /dev/null)")
     p.add_argument("--env", metavar="K=V", action="append", default=[],
                    help="set a variable (repeatable)")
     p.add_argument("--inherit-env", action="store_true", help="start from this environment")
@@ -413,13 +415,14 @@ def cmd_run(args) -> int:
     if sb.policy is not None and not args.json:
         _print_warnings(sb.policy)
     try:
-        stdin_file = open(args.stdin, "rb") if args.stdin else None
+        stdin_file = _open_stdin(args.stdin)
     except OSError as e:
         print("sandbox: --stdin %s: %s" % (args.stdin, e.strerror), file=sys.stderr)
         return 125
     try:
         out = PIPE if args.json else INHERIT
-        result = sb.run(cmd, stdin=stdin_file, stdout=out, stderr=out)
+        result = sb.run(cmd, stdin=INHERIT if args.stdin == "-" else stdin_file, stdout=out,
+                        stderr=out)
     finally:
         if stdin_file:
             stdin_file.close()
@@ -432,6 +435,12 @@ def cmd_run(args) -> int:
         for line in summary_lines(result.seccomp_log):
             print("sandbox: " + line, file=sys.stderr)
     return run_exit_status(result)
+
+
+def _open_stdin(spec: Optional[str]):
+    """The file --stdin names, opened; None for none, or for "-" (the command then reads the
+    stdin we were given)."""
+    return open(spec, "rb") if spec and spec != "-" else None
 
 
 def cmd_learn(args) -> int:
@@ -447,12 +456,13 @@ def cmd_learn(args) -> int:
     try:
         merge = load_learned(args.merge) if args.merge else None
         base = _source(args.profile) if args.profile else None
-        stdin_file = open(args.stdin, "rb") if args.stdin else None
+        stdin_file = _open_stdin(args.stdin)
     except (OSError, ValueError) as e:
         print("sandbox learn: %s" % e, file=sys.stderr)
         return 125
     try:
-        result, learned = learn(cmd, base, merge=merge, stdin=stdin_file, stdout=INHERIT,
+        result, learned = learn(cmd, base, merge=merge,
+                                stdin=INHERIT if args.stdin == "-" else stdin_file, stdout=INHERIT,
                                 stderr=INHERIT, timeout=parse_seconds(args.wall_limit),
                                 env=args.env, inherit_env=args.inherit_env, cwd=args.cwd)
     finally:

@@ -394,6 +394,19 @@ def test_cli_stdin_file_env_and_cwd(tmp_path):
     assert p.stdout == ("bar %s\n" % tmp_path).encode()
 
 
+def test_cli_stdin_dash_is_the_stdin_sandbox_was_given():
+    # `producer | sandbox run --stdin - -- consumer`; without --stdin the command reads
+    # /dev/null, not the pipe
+    env = dict(os.environ, PYTHONPATH=str(S.REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    base = [sys.executable, "-m", "sandbox", "run", "--profile", S.docker_default()]
+    p = subprocess.run(base + ["--stdin", "-", "--", "wc", "-l"], input=b"a\nb\nc\n",
+                       capture_output=True, env=env, timeout=60)
+    assert (p.returncode, p.stdout.strip()) == (0, b"3"), p.stderr
+    p = subprocess.run(base + ["--", "wc", "-l"], input=b"a\nb\nc\n", capture_output=True,
+                       env=env, timeout=60)
+    assert (p.returncode, p.stdout.strip()) == (0, b"0"), p.stderr
+
+
 def test_cli_missing_stdin_file_is_a_sandbox_error(tmp_path):
     """Regression: a missing --stdin FILE was a Python traceback (exit 1)."""
     p = sandbox_cli("--profile", S.docker_default(), "--stdin", str(tmp_path / "missing"),

@@ -123,7 +123,9 @@ def raise_open_files(need: int) -> int:
     with _nofile_lock:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         new = need if hard == resource.RLIM_INFINITY else min(need, hard)
-        if soft == resource.RLIM_INFINITY or new <= soft:
+        if soft == resource.RLIM_INFINITY:
+            return need   # (no limit at all)
+        if new <= soft:
             return soft
         if _runs_nofile is None:
             _runs_nofile = (soft, hard)   # (first: runs set from now on keep it)

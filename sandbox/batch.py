@@ -787,13 +787,13 @@ def _outcome(fut, job: Job, default_profile: str) -> Optional[JobResult]:
 
 
 # descriptors a batch of our own pool holds: per slot, two threads, each with its zygote's
-# socket and pidfd and a job's three pipes and pidfd (measured: ~13), plus the process's own
-_FDS_PER_SLOT, _FDS_BASE = 16, 256
-_FDS_MEASURED_PER_SLOT = 13
+# socket and pidfd and a job's three pipes and pidfd (measured at -j 20 and 50: ~13), plus
+# the process's own
+_FDS_PER_SLOT, _FDS_BASE = 13, 64
 
 
 def open_files_needed(parallel: int) -> int:
-    """The soft RLIMIT_NOFILE run_batch's own pool raises ours to for `parallel` slots."""
+    """About how many descriptors run_batch's own pool holds with `parallel` slots."""
     return _FDS_PER_SLOT * parallel + _FDS_BASE
 
 
@@ -1314,8 +1314,8 @@ def _run_and_report(args, jobs, problems, shown, default_profile, writer, where)
 
     if where.executor is None:
         from .runner import raise_open_files
-        have = raise_open_files(open_files_needed(parallel))
-        need = _FDS_MEASURED_PER_SLOT * parallel + 64
+        need = open_files_needed(parallel)
+        have = raise_open_files(need)
         if have < need:
             err.write("sandbox batch: warning: -j %d needs about %d open files, but the hard "
                       "limit is %d (ulimit -Hn): jobs may fail with \"Too many open files\"; "

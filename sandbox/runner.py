@@ -114,19 +114,20 @@ _nofile_lock = threading.Lock()
 
 
 def raise_open_files(need: int) -> int:
-    """Raise this process's soft RLIMIT_NOFILE to `need` (at most the hard limit) if it is
-    lower: a batch holds a few descriptors per thread and per job (its zygotes' sockets, the
-    jobs' pipes and pidfds), which at -j 100 and more is past the usual soft limit of 1024. The
-    commands started afterwards keep the limit we had, set explicitly. Returns the soft limit
-    now in force (below `need` when the hard limit is)."""
+    """Make room for `need` descriptors: if the soft RLIMIT_NOFILE is below it, raise it to
+    twice that (headroom for the rest of the process), at most the hard limit. A batch holds a
+    few descriptors per thread and per job (its zygotes' sockets, the jobs' pipes and pidfds),
+    which at -j 100 and more is past the usual soft limit of 1024. The commands started
+    afterwards keep the limit we had, set explicitly. Returns the soft limit now in force
+    (below `need` when the hard limit is)."""
     global _runs_nofile
     with _nofile_lock:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        new = need if hard == resource.RLIM_INFINITY else min(need, hard)
         if soft == resource.RLIM_INFINITY:
             return need   # (no limit at all)
-        if new <= soft:
+        if need <= soft:
             return soft
+        new = 2 * need if hard == resource.RLIM_INFINITY else min(2 * need, hard)
         if _runs_nofile is None:
             _runs_nofile = (soft, hard)   # (first: runs set from now on keep it)
         resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))

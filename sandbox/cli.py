@@ -415,17 +415,15 @@ def cmd_run(args) -> int:
     if sb.policy is not None and not args.json:
         _print_warnings(sb.policy)
     try:
-        stdin_file = _open_stdin(args.stdin)
+        stdin = _open_stdin(args.stdin)
     except OSError as e:
         print("sandbox: --stdin %s: %s" % (args.stdin, e.strerror), file=sys.stderr)
         return 125
     try:
         out = PIPE if args.json else INHERIT
-        result = sb.run(cmd, stdin=INHERIT if args.stdin == "-" else stdin_file, stdout=out,
-                        stderr=out)
+        result = sb.run(cmd, stdin=stdin, stdout=out, stderr=out)
     finally:
-        if stdin_file:
-            stdin_file.close()
+        _close_stdin(stdin)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     elif result.verdict not in ("OK", "NONZERO_EXIT"):
@@ -438,9 +436,17 @@ def cmd_run(args) -> int:
 
 
 def _open_stdin(spec: Optional[str]):
-    """The file --stdin names, opened; None for none, or for "-" (the command then reads the
-    stdin we were given)."""
-    return open(spec, "rb") if spec and spec != "-" else None
+    """What the command's stdin is for --stdin: the file it names, opened (close it with
+    _close_stdin); INHERIT for "-" (the stdin we were given); None (/dev/null) without."""
+    from .runner import INHERIT
+    if spec == "-":
+        return INHERIT
+    return open(spec, "rb") if spec else None
+
+
+def _close_stdin(stdin) -> None:
+    if hasattr(stdin, "close"):
+        stdin.close()
 
 
 def cmd_learn(args) -> int:
@@ -456,18 +462,16 @@ def cmd_learn(args) -> int:
     try:
         merge = load_learned(args.merge) if args.merge else None
         base = _source(args.profile) if args.profile else None
-        stdin_file = _open_stdin(args.stdin)
+        stdin = _open_stdin(args.stdin)
     except (OSError, ValueError) as e:
         print("sandbox learn: %s" % e, file=sys.stderr)
         return 125
     try:
-        result, learned = learn(cmd, base, merge=merge,
-                                stdin=INHERIT if args.stdin == "-" else stdin_file, stdout=INHERIT,
+        result, learned = learn(cmd, base, merge=merge, stdin=stdin, stdout=INHERIT,
                                 stderr=INHERIT, timeout=parse_seconds(args.wall_limit),
                                 env=args.env, inherit_env=args.inherit_env, cwd=args.cwd)
     finally:
-        if stdin_file:
-            stdin_file.close()
+        _close_stdin(stdin)
     if result.verdict == "SETUP_ERROR":
         print("sandbox learn: %s" % result.describe(), file=sys.stderr)
         return 125

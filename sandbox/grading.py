@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import os
 import re
 import shlex
@@ -91,6 +92,8 @@ class TestResult(JobResult):
     points: float = 0
     message: str = ""
     checker_result: Optional[Result] = None
+    # the size of the solution's stdout, kept when the output itself is not (run_test)
+    stdout_bytes: Optional[int] = None
 
     @property
     def max_points(self) -> float:
@@ -117,17 +120,18 @@ class TestResult(JobResult):
             "limits": {"time_limit": t.time_limit, "wall_limit": t.wall_limit,
                        "memory_limit": t.memory_limit, "output_limit": t.output_limit},
             "checker": str(t.checker), "interrupted": self.interrupted,
-            "result": _run_json(r),
+            "result": _run_json(r, self.stdout_bytes),
             "checker_result": _run_json(self.checker_result) if self.checker_result else None,
         }
 
 
-def _run_json(r: Result) -> dict:
-    """A Result's JSON without the (possibly huge) stdout, and only the tail of stderr."""
+def _run_json(r: Result, stdout_bytes: Optional[int] = None) -> dict:
+    """A Result's JSON without the (possibly huge) stdout, and only the tail of stderr.
+    stdout_bytes: the size of a stdout already dropped."""
     d = r.to_json()
     d.pop("stdout", None)
     d.pop("stdout_base64", None)
-    d["stdout_bytes"] = len(r.stdout) if r.stdout is not None else None
+    d["stdout_bytes"] = len(r.stdout) if r.stdout is not None else stdout_bytes
     d.pop("stderr_base64", None)
     d["stderr"] = (r.stderr or b"")[-STDERR_TAIL:].decode("utf-8", "replace")
     return d
@@ -477,8 +481,12 @@ def _check(test: Test, result: Result, scratch: _Scratch, profile: str, batch_ke
 
 
 def run_test(test: Test, default_profile: str = DEFAULT_PROFILE, batch_key=None,
-             user=None, zygote=False) -> TestResult:
-    """Run and judge one test: the picklable work item handed to run_batch's executor."""
+             user=None, zygote=False, keep_output: bool = False) -> TestResult:
+    """Run and judge one test: the picklable work item handed to run_batch's executor.
+
+    Unless keep_output, the TestResult keeps of the solution's output only what the reports
+    show (_keep_shown): a solution printing up to its output limit on every test would
+    otherwise make the grader hold tests x limit bytes until the end."""
     profile = test.profile or default_profile
     result = checked = scratch = None
     try:
@@ -505,10 +513,26 @@ def run_test(test: Test, default_profile: str = DEFAULT_PROFILE, batch_key=None,
         if scratch is not None:
             scratch.remove()
     passed = verdict == "AC"
-    return TestResult(job=test, result=result, passed=passed,
-                      failures=[] if passed else ["%s: %s" % (verdict, message)],
-                      verdict=verdict, points=test.points if passed else 0, message=message,
-                      checker_result=checked)
+    tr = TestResult(job=test, result=result, passed=passed,
+                    failures=[] if passed else ["%s: %s" % (verdict, message)],
+                    verdict=verdict, points=test.points if passed else 0, message=message,
+                    checker_result=checked)
+    if not keep_output:
+        _keep_shown(tr)
+    return tr
+
+
+def _keep_shown(tr: TestResult) -> None:
+    """Drop the solution's output once judged, keeping what the reports show: its stdout's
+    size (JSON), the tail of its stderr (JSON, and RE messages), the head and tail of both
+    (JUnit's system-out and failure body)."""
+    from . import junit
+    r = tr.result
+    tr.stdout_bytes = len(r.stdout) if r.stdout is not None else None
+    tr.shown_output = junit.shown_output(tr)
+    r.stdout = None
+    if r.stderr is not None:
+        r.stderr = r.stderr[-STDERR_TAIL:]
 
 
 def _as_test_result(jr: JobResult) -> TestResult:
@@ -530,13 +554,18 @@ def grade(solution_cmd, tests_dir, *, checker="exact", profile: str = DEFAULT_PR
           jobs: Optional[int] = None, time_limit=None, wall_limit=None, memory_limit=None,
           output_limit=None, env=None, user=None, executor=None,
           on_result: Optional[Callable[[TestResult], None]] = None,
-          on_progress: Optional[Callable[[int, int, int], None]] = None) -> GradeReport:
+          on_progress: Optional[Callable[[int, int, int], None]] = None,
+          keep_output: bool = False) -> GradeReport:
     """Judge solution_cmd (a list of words, or a string split like a shell) on every test of
     tests_dir and return the GradeReport. Limits and checker are the defaults for tests that
     tests.toml does not configure (see the module docstring); relative paths in the command
     and checker are relative to the current directory. jobs: tests run at once (default: the
     number of CPUs); executor, on_result, on_progress, user: as for batch.run_batch (user:
     the solution's; a command checker runs as this process's user, under the same profile).
+    keep_output: keep each solution run's whole stdout and stderr in its TestResult.result.
+    By default, once a test is judged, it keeps only what the reports show: the stdout's size
+    (TestResult.stdout_bytes), the stderr's last 4 KiB, and the head and tail of both that a
+    JUnit report shows, so that the grader's memory does not grow with tests x output.
 
     Raises GradeError when grading cannot start (tests directory, tests.toml, checker,
     profile); batch.BatchInterrupted (a KeyboardInterrupt, with .results) on Ctrl-C."""
@@ -553,7 +582,9 @@ def grade(solution_cmd, tests_dir, *, checker="exact", profile: str = DEFAULT_PR
     results = batch.run_batch(
         tests, jobs_parallel=jobs, executor=executor, default_profile=profile, user=user,
         on_result=(lambda jr: on_result(_as_test_result(jr))) if on_result else None,
-        on_progress=on_progress, work=run_test, batch_key=batch_key,
+        on_progress=on_progress,
+        work=functools.partial(run_test, keep_output=True) if keep_output else run_test,
+        batch_key=batch_key,
         # a solution's own Landlock rules need a direct start: no zygotes to take slots
         zygote=False,
         grace=0)  # on Ctrl-C a test's verdict no longer matters: kill at once

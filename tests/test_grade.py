@@ -5,6 +5,7 @@ run sandboxed, the CLI's table, JSON, JUnit and exit statuses, and the example p
 No assertion is about how long anything took: time-limit tests burn CPU until they are
 stopped, and limits are compared only with each other.
 """
+import datetime
 import json
 import os
 import pathlib
@@ -627,6 +628,72 @@ def test_cli_junit(tmp_path):
 
 
 @needs_core
+def test_a_judged_test_keeps_only_what_the_reports_show(tmp_path):
+    # stdout's size, stderr's tail, the JUnit head and tail; keep_output=True keeps it all
+    d = make_tests(tmp_path, {"1": ("", "x\n"), "2": ("", "y\n")})
+    sol = program(tmp_path, "loud.py", """
+        import sys
+        sys.stdout.write("x" * 300000 + "\\n")
+        sys.stderr.write("e" * 10000 + "END")
+        """)
+    slim = sandbox.grade(sol, d, jobs=1)
+    full = sandbox.grade(sol, d, jobs=1, keep_output=True)
+    assert verdicts(slim) == verdicts(full) == {"1": "WA", "2": "WA"}
+    for s, f in zip(slim.tests, full.tests):
+        assert s.result.stdout is None and s.stdout_bytes == 300001
+        assert s.result.stderr == f.result.stderr[-4096:] and s.result.stderr.endswith(b"END")
+        assert len(f.result.stdout) == 300001 and len(f.result.stderr) == 10003
+        assert s.message == f.message and s.message.startswith('line 1: got "xxx')
+        assert s.to_json()["result"]["stdout_bytes"] == 300001
+        assert s.to_json()["result"]["stderr"] == f.to_json()["result"]["stderr"]
+    from sandbox import junit
+    stamp = dict(suite_name="t", elapsed=1.0, classname="sandbox.grade",
+                 timestamp=datetime.datetime(2026, 1, 1))
+    a, b = tmp_path / "slim.xml", tmp_path / "full.xml"
+    junit.write_junit(str(a), slim.tests, **stamp)
+    junit.write_junit(str(b), full.tests, **stamp)
+    body = a.read_bytes()
+    assert b"xxxx" in body and b"END" in body
+    # (times differ between the two gradings: compare with them taken out)
+    assert _no_times(body) == _no_times(b.read_bytes())
+
+
+def _no_times(xml: bytes) -> bytes:
+    import re
+    return re.sub(rb'time="[0-9.]+"', b'time=""', xml)
+
+
+@needs_core
+def test_grading_memory_does_not_grow_with_the_tests_outputs(tmp_path):
+    # a solution printing 8 MiB on each of 40 tests: the grader held every byte of them
+    # (~700 MiB at 16 MiB each); now only one running test's output at a time
+    d = make_tests(tmp_path, {"t%d" % i: ("", "2\n") for i in range(40)})
+    sol = program(tmp_path, "flood.py", """
+        import sys
+        sys.stdout.write("x" * (8 << 20))
+        """)
+    script = tmp_path / "grade_and_peak.py"
+    script.write_text(textwrap.dedent("""
+        import sys
+        from sandbox.grading_cli import main
+        rc = main(sys.argv[1:])
+        with open("/proc/self/status") as f:
+            peak = [l for l in f if l.startswith("VmHWM")][0].split()[1]
+        print("VmHWM", peak, "rc", rc, file=sys.stderr)
+        """))
+    p = subprocess.run([sys.executable, str(script), "--json", "-j", "2", "--tests", str(d),
+                        "--", *sol], capture_output=True, text=True, cwd=REPO, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=str(REPO)))
+    report = json.loads(p.stdout)
+    assert report["verdicts"] == {"WA": 40}, p.stderr[-2000:]
+    assert {t["result"]["stdout_bytes"] for t in report["tests"]} == {8 << 20}
+    peak_kib = int(p.stderr.split("VmHWM ")[1].split()[0])
+    # two tests at once, each output held while it is read and judged (a few copies): far
+    # below the 320 MiB that keeping them all would take
+    assert peak_kib < 200 * 1024, peak_kib
+
+
+@needs_core
 def test_cli_ctrl_c_kills_the_running_tests_and_reports_the_rest(tmp_path):
     mark = S.marker()
     d = make_tests(tmp_path, {"1": ("", ""), "2": ("", ""), "3": ("", "")},
@@ -690,10 +757,13 @@ def test_the_example_problem():
     assert (got["sum"].score, got["sum"].max_score) == (7, 7)
     assert verdicts(got["wrong"]) == {"1": "AC", "2": "AC", "3": "WA", "10": "AC"}
     assert set(verdicts(got["slow"]).values()) == {"TLE"}
-    # the network is refused under the grader profile; reading the answers is what fs_ro
-    # (Landlock) will close, so the cheater's verdict is not asserted here
+    # the network is refused under the grader profile, and Landlock hides the tests
+    # directory: no answer found, and it failed after a denied call (SV)
     for t in got["cheat"].tests:
         assert b"network refused: [Errno 97]" in t.result.stderr
+        if t.result.landlock and t.result.landlock["available"]:
+            assert b"no answer found" in t.result.stderr
+            assert t.verdict == "SV" and "denied socket(AF_INET" in t.message
 
 
 @needs_core

@@ -91,7 +91,7 @@ def main(argv=None):
     p.add_argument("--python", type=int, default=int(os.environ.get("BENCH_BATCH_PYTHON", 200)),
                    help="jobs of python3 -c (default 200)")
     p.add_argument("-P", "--parallel", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--rounds", type=int, default=5)  # the VM swings +-10% between rounds
+    p.add_argument("--rounds", type=int, default=7)  # the VM swings +-10% between rounds
     args = p.parse_args(argv)
     for (label, cmd), n in zip(WORKLOADS.items(), (args.true, args.python)):
         if n <= 0:
@@ -104,10 +104,12 @@ def main(argv=None):
         # the machine's speed drifts between rounds: a row's ratio to xargs in the same round
         # (median over rounds) is the steadier figure; the ratio of the medians is shown too
         print(common.table(
-            ["entry", "jobs/s", "x xargs", "x xargs, per round (min-max)"],
+            ["entry", "jobs/s", "x xargs", "x xargs, per round (min-max)",
+             "per round: geo. mean [95% CI]"],
             [[k, "%.0f" % statistics.median(v),
               "%.2f" % (statistics.median(v) / statistics.median(base)),
-              "%.2f (%.2f-%.2f)" % common.paired_ratio(v, base)] for k, v in rates.items()]))
+              "%.2f (%.2f-%.2f)" % common.paired_ratio(v, base),
+              "%.3f [%.3f-%.3f]" % common.ratio_interval(v, base)] for k, v in rates.items()]))
         print()
 
 

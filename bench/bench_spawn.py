@@ -101,9 +101,10 @@ def main(rounds=40, per=25):
         q = statistics.quantiles(ratios, n=4)
         rows.append([k, "%.0f" % (statistics.median(v) * 1e6),
                      "%.2f" % (statistics.median(v) / statistics.median(base)),
-                     "%.2f (%.2f-%.2f)" % (statistics.median(ratios), q[0], q[2])])
-    print(common.table(["entry", "median us", "x subprocess.run", "per block (quartiles)"],
-                       rows))
+                     "%.2f (%.2f-%.2f)" % (statistics.median(ratios), q[0], q[2]),
+                     "%.3f [%.3f-%.3f]" % common.ratio_interval(v, base)])
+    print(common.table(["entry", "median us", "x subprocess.run", "per block (quartiles)",
+                        "per block: geo. mean [95% CI]"], rows))
 
 
 if __name__ == "__main__":

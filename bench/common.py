@@ -1,4 +1,5 @@
 """Shared helpers for the benchmarks: locating shared profiles, medians, table printing."""
+import math
 import os
 import statistics
 import time
@@ -58,6 +59,26 @@ def paired_ratio(samples, base) -> tuple:
     drift of the machine's speed between rounds cancels out."""
     ratios = [a / b for a, b in zip(samples, base)]
     return statistics.median(ratios), min(ratios), max(ratios)
+
+
+# two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (then ~normal)
+_T975 = (12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23, 2.20, 2.18, 2.16, 2.14,
+         2.13, 2.12, 2.11, 2.10, 2.09, 2.09, 2.08, 2.07, 2.07, 2.06, 2.06, 2.06, 2.05, 2.05,
+         2.05, 2.04)
+
+
+def ratio_interval(samples, base) -> tuple:
+    """(geometric mean, low, high) of the paired ratios samples[i] / base[i], with the 95%
+    confidence interval of that mean (t on the log ratios). A target like "no slower than the
+    baseline" holds for the measurement when the interval's high end is at most 1 (for times)
+    and is undecided by it when the interval contains 1."""
+    logs = [math.log(a / b) for a, b in zip(samples, base)]
+    mean = statistics.fmean(logs)
+    if len(logs) < 2:
+        return math.exp(mean), float("nan"), float("nan")
+    t = _T975[len(logs) - 2] if len(logs) - 1 <= len(_T975) else 1.96
+    half = t * statistics.stdev(logs) / math.sqrt(len(logs))
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
 
 
 def table(headers, rows) -> str:

@@ -42,11 +42,16 @@ def interleaved_stats(fns: dict, rounds: int, inner: int) -> dict:
             for name, v in interleaved_samples(fns, rounds, inner).items()}
 
 
-def interleaved_samples(fns: dict, rounds: int, inner: int) -> dict:
-    """Seconds per call of each function in each of `rounds` alternating blocks."""
+def interleaved_samples(fns: dict, rounds: int, inner: int, alternate: bool = False) -> dict:
+    """Seconds per call of each function in each of `rounds` alternating blocks. alternate:
+    every other round runs the functions in reverse order, so that what one leaves behind
+    (caches, the kernel's deferred work) does not always land on the same one."""
     samples = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
+    for i in range(rounds):
+        order = list(fns.items())
+        if alternate and i % 2:
+            order.reverse()
+        for name, fn in order:
             t = time.perf_counter()
             for _ in range(inner):
                 fn()

@@ -7,7 +7,10 @@ Rows, measured in alternating rounds of the same run (medians):
   a PID namespace per job);
 - xargs -P P: the same commands, unsandboxed;
 - ThreadPoolExecutor(P) of subprocess.run(capture_output=True), unsandboxed.
-Ratios are against xargs: of the medians, and the median of each round's own ratio. usage: bench_batch.py [--true N] [--python N] [-P P] [--rounds R]
+Ratios are against xargs: of the medians, and the median of each round's own ratio. Then the
+target alone: the zygote batch against xargs in alternating rounds, with the 95% confidence
+interval of the per-round ratio.
+usage: bench_batch.py [--true N] [--python N] [-P P] [--rounds R] [--target-rounds R]
 """
 import argparse
 import concurrent.futures
@@ -84,6 +87,23 @@ def measure(cmd, n, parallel, rounds):
     return rates, paths
 
 
+def target(cmd, n, parallel, rounds):
+    """The issue's target on its own: (batch rates, xargs rates) of `rounds` rounds whose
+    order alternates, each row after a short pause. A round of either is over in ~2 s, the
+    VM's speed drifts over seconds: the target needs more rounds than the table above."""
+    jobs = _jobs(cmd, n)
+    ours(jobs[:2 * parallel], parallel, True)  # (warm)
+    rows = [lambda: ours(jobs, parallel, True), lambda: xargs(cmd, n, parallel)]
+    rates = ([], [])
+    for i in range(rounds):
+        for k in ((0, 1) if i % 2 == 0 else (1, 0)):
+            time.sleep(SETTLE_S / 2)
+            t = time.perf_counter()
+            rows[k]()
+            rates[k].append(n / (time.perf_counter() - t))
+    return rates
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--true", type=int, default=int(os.environ.get("BENCH_BATCH_TRUE", 2000)),
@@ -92,6 +112,8 @@ def main(argv=None):
                    help="jobs of python3 -c (default 200)")
     p.add_argument("-P", "--parallel", type=int, default=os.cpu_count() or 1)
     p.add_argument("--rounds", type=int, default=7)  # the VM swings +-10% between rounds
+    p.add_argument("--target-rounds", type=int, default=20,
+                   help="alternating rounds of the zygote batch against xargs alone (0: none)")
     args = p.parse_args(argv)
     for (label, cmd), n in zip(WORKLOADS.items(), (args.true, args.python)):
         if n <= 0:
@@ -110,6 +132,21 @@ def main(argv=None):
               "%.2f" % (statistics.median(v) / statistics.median(base)),
               "%.2f (%.2f-%.2f)" % common.paired_ratio(v, base),
               "%.3f [%.3f-%.3f]" % common.ratio_interval(v, base)] for k, v in rates.items()]))
+        print()
+    if args.target_rounds > 0:
+        print("## The target: the zygote batch against `xargs -P %d`, %d alternating rounds\n"
+              % (args.parallel, args.target_rounds))
+        rows = []
+        for (label, cmd), n in zip(WORKLOADS.items(), (args.true, args.python)):
+            if n > 0:
+                batch_rates, xargs_rates = target(cmd, n, args.parallel, args.target_rounds)
+                rows.append(["%d x `%s`" % (n, label),
+                             "%.0f" % statistics.median(batch_rates),
+                             "%.0f" % statistics.median(xargs_rates),
+                             "%.3f [%.3f-%.3f]" % common.ratio_interval(batch_rates,
+                                                                         xargs_rates)])
+        print(common.table(["jobs", "batch jobs/s", "xargs jobs/s",
+                            "x xargs, per round: geo. mean [95% CI]"], rows))
         print()
 
 

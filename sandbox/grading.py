@@ -529,10 +529,9 @@ def _keep_shown(tr: TestResult) -> None:
     from . import junit
     r = tr.result
     tr.stdout_bytes = len(r.stdout) if r.stdout is not None else None
-    tr.shown_output = junit.shown_output(tr)
-    r.stdout = None
-    if r.stderr is not None:
-        r.stderr = r.stderr[-STDERR_TAIL:]
+    tail = r.stderr[-STDERR_TAIL:] if r.stderr is not None else None
+    junit.slim(tr)
+    r.stderr = tail
 
 
 def _as_test_result(jr: JobResult) -> TestResult:

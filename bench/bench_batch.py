@@ -62,6 +62,14 @@ def thread_pool(cmd, n, parallel):
             assert p.returncode == 0
 
 
+def _rate(fn, n, settle):
+    """Jobs/s of fn() running n jobs, started after `settle` seconds of pause."""
+    time.sleep(settle)
+    t = time.perf_counter()
+    fn()
+    return n / (time.perf_counter() - t)
+
+
 def measure(cmd, n, parallel, rounds):
     """{row: [jobs/s of each round]}, plus the spawn paths the batches reported."""
     jobs = _jobs(cmd, n)
@@ -80,10 +88,7 @@ def measure(cmd, n, parallel, rounds):
             # namespaces are torn down by kernel workers after the fact, which otherwise
             # charges the row after it (measured: zygote/xargs 0.98-1.02 with it next, 1.09-1.15
             # without)
-            time.sleep(SETTLE_S)
-            t = time.perf_counter()
-            fn()
-            rates[name].append(n / (time.perf_counter() - t))
+            rates[name].append(_rate(fn, n, SETTLE_S))
     return rates, paths
 
 
@@ -97,10 +102,7 @@ def target(cmd, n, parallel, rounds):
     rates = ([], [])
     for i in range(rounds):
         for k in ((0, 1) if i % 2 == 0 else (1, 0)):
-            time.sleep(SETTLE_S / 2)
-            t = time.perf_counter()
-            rows[k]()
-            rates[k].append(n / (time.perf_counter() - t))
+            rates[k].append(_rate(rows[k], n, SETTLE_S / 2))
     return rates
 
 

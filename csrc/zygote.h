@@ -75,8 +75,8 @@ int sb_zygote_spawn(int sock, const struct sb_spawn_req *req, struct sb_spawn_re
 /* The same, started only once the zygote could take a slot: read one byte from slot_r (a
  * non-blocking pipe that holds one byte per free slot, shared by the zygotes and supervisor
  * threads of a batch); the zygote writes it back to slot_w when the job (and what it left
- * behind) is gone, before it reports the end. So a job starts the moment any slot frees, in whichever zygote, without a round
- * trip through the supervisor. The reply, and so the return, comes once the job has started;
+ * behind) is gone, before it reports the end. So a job starts the moment any slot frees, in
+ * whichever zygote, without a round trip through the supervisor. The reply, and so the return, comes once the job has started;
  * *start_ns is when (CLOCK_MONOTONIC). While one request waits, its zygote takes no other
  * (the caller serialises anyway). Once stop_r is readable (the batch was stopped) a waiting
  * request is dropped instead: it fails with SB_STAGE_SLOT and ECANCELED, nothing started.

@@ -817,10 +817,9 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
     not use with it); status_fd is then the report pipe for watch(report_fd=); raises
     ZygoteError when the zygote is unreachable or died. One call at a time per socket.
     zygote_slot: (read_fd, write_fd, stop_fd, pipe_id) of a batch's slot pipe and stop pipe
-    (pipe_id > 0 names them: the same id, the same pipes): the zygote
-    starts it once it could take a slot from the pipe, and gives it back when it has ended;
-    SpawnError stage "slot" (ECANCELED) once stop_fd is readable first (csrc/zygote.h). A zygote start
-    returns (pid, pidfd, report_fd, start_ns), start_ns being when the zygote started it
+    (pipe_id > 0 names them: the same id, the same pipes): the zygote starts it once it could
+    take a slot from the pipe, and gives it back when it has ended; SpawnError stage "slot"
+    (ECANCELED) once stop_fd is readable first (csrc/zygote.h). A zygote start returns (pid, pidfd, report_fd, start_ns), start_ns being when the zygote started it
     (CLOCK_MONOTONIC, as now_ns()).
     spawner: start it from that pre-filtered thread (program and notifier must be None,
     new_pidns False: the child inherits the thread's filter); raises SpawnerGone when the

@@ -797,15 +797,16 @@ def _outcome(fut, job: Job, default_profile: str) -> Optional[JobResult]:
     return fut.result()
 
 
+def _output_size(jr: JobResult) -> int:
+    """Bytes of output a result came with (what a burst holds until delivered)."""
+    r = jr.result
+    return len(r.stdout or b"") + len(r.stderr or b"")
+
+
 # descriptors a batch of our own pool holds: per slot, two threads, each with its zygote's
 # socket and pidfd and a job's three pipes and pidfd (measured at -j 20 and 50: ~13), plus
 # the process's own
 _FDS_PER_SLOT, _FDS_BASE = 13, 64
-
-
-def _output_size(jr: JobResult) -> int:
-    r = jr.result
-    return len(r.stdout or b"") + len(r.stderr or b"")
 
 
 def open_files_needed(parallel: int) -> int:

@@ -4,9 +4,10 @@ one byte per free slot.
 A run takes a byte before its command starts and writes it back once the command has ended.
 A run through the zygote does not take it itself: it sends its request ahead and the zygote
 takes the byte, starts the job the moment it has one, and gives it back once the job and
-what it left behind are gone, just before it reports the job's end (csrc/zygote.h, sb_zygote_spawn_slot). So when one job ends, the next starts in
-whichever zygote waits, without the supervisor waking up in between; the supervisor builds
-the finished job's Result while the next command already runs. A batch therefore has more
+what it left behind are gone, just before it reports the job's end (csrc/zygote.h,
+sb_zygote_spawn_slot). So when one job ends, the next starts in whichever zygote waits,
+without the supervisor waking up in between; the supervisor builds the finished job's Result
+while the next command already runs. A batch therefore has more
 threads than slots (sandbox/jobthreads.py): some watch running jobs, the rest wait to start.
 
 Jobs are taken in order, but a freed slot goes to whichever waiting zygote reads the byte

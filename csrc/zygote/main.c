@@ -12,8 +12,8 @@
  *
  * A request may come with a batch's slot pipe (see zygote.h): it is kept (one at a time: its
  * sender waits for the reply) until a byte, a free slot, can be read from the pipe, and the
- * byte goes back once the job has ended, just before its end is reported. Zygotes (and supervisor threads)
- * share the pipe, so a slot passes from one job to the next without waking the supervisor.
+ * byte goes back once the job has ended, just before its end is reported. Zygotes (and
+ * supervisor threads) share the pipe, so a slot passes from one job to the next without waking the supervisor.
  * With --epoll (the profile allows epoll) the first copies of a batch's pipes are kept and
  * waited on with EPOLLEXCLUSIVE: a freed slot wakes one waiting zygote, not all of them.
  *

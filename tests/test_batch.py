@@ -627,14 +627,17 @@ def test_interrupt_stops_launching_and_kills_running_jobs():
     def on_result(jr):
         delivered.append(jr.name)
         if jr.name == "quick":
-            # once the sleepers run (their zygotes start on first use)
+            # once the sleepers run
             deadline = time.monotonic() + 10
             while not all_running(mark, 3) and time.monotonic() < deadline:
                 time.sleep(0.02)
             raise KeyboardInterrupt   # as if Ctrl-C arrived while the batch waits
 
+    # direct starts: each of the 4 threads takes its slot itself, in the jobs' order. Through
+    # zygotes, 8 threads' requests race for the 4 slots as their zygotes come up, and quick
+    # could wait behind 4 sleepers for 30 s (test_cli_ctrl_c covers the zygotes' interrupt)
     with pytest.raises(batch.BatchInterrupted) as e:
-        run_batch(jobs, jobs_parallel=4, on_result=on_result, grace=0.2)
+        run_batch(jobs, jobs_parallel=4, on_result=on_result, grace=0.2, zygote=False)
     names = [r.name for r in e.value.results]
     assert names[0] == "quick"
     killed = [r for r in e.value.results if r.name.startswith("sleep")]

@@ -17,7 +17,7 @@ pytest.importorskip("sandbox._core")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "probes" / "runner"))
 import runner_support as S  # noqa: E402
 
-from sandbox import batch, runslots  # noqa: E402
+from sandbox import batch, runner, runslots  # noqa: E402
 from sandbox.runner import Sandbox  # noqa: E402
 
 
@@ -168,11 +168,21 @@ def test_a_zygote_that_dies_holding_a_slot_gives_it_back(tmp_path):
     sb = Sandbox(S.docker_default(), zygote=True)
     runslots.set_current(slots)
     try:
-        killer = threading.Timer(
-            0.5, lambda: os.kill(sb._thread_zygotes[threading.main_thread()].pid,
-                                 signal.SIGKILL))
+        def kill_once_the_job_runs():
+            # once the zygote has answered and the run watches its job (runner._running): not
+            # after a fixed delay, by which a loaded machine may not even have the zygote up
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                zy = sb._thread_zygotes.get(threading.main_thread())
+                if zy is not None and runner._running:
+                    os.kill(zy.pid, signal.SIGKILL)
+                    return
+                time.sleep(0.02)
+
+        killer = threading.Thread(target=kill_once_the_job_runs)
         killer.start()
         lost = sb.run(["sleep", "30"], timeout=20)
+        killer.join()
         assert lost.verdict == "SETUP_ERROR" and lost.setup_error["stage"] == "zygote", lost
         after = sb.run(["echo", "next"], timeout=20)   # the slot came back: it runs
         assert after.verdict == "OK" and after.stdout == b"next\n", after

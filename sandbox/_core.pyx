@@ -568,7 +568,48 @@ cdef extern from "watch.h" nogil:
         int report_lost
         int error
     int sb_watch_run "sb_watch"(sb_watch *w)
+    void sb_watch_kill_tree(const sb_watch *w)
     int64_t sb_now_ns()
+
+cdef extern from "running.h" nogil:
+    int sb_running_add(int pidfd)
+    int sb_running_remove(int pidfd)
+    int sb_running_cancel_all()
+    int sb_running_count()
+    void sb_running_forget()
+
+cdef extern from "<unistd.h>" nogil:
+    int pipe2(int *fds, int flags)
+    int close(int fd)
+
+cdef extern from "<fcntl.h>" nogil:
+    enum: O_CLOEXEC
+
+
+def running_add(int pidfd):
+    """Enter a started run in the table cancel_running() kills (csrc/running.h)."""
+    if sb_running_add(pidfd) < 0:
+        raise MemoryError()
+
+
+def running_remove(int pidfd):
+    """Take a reaped run out of the table, before its pidfd is closed: whether it was
+    cancelled meanwhile."""
+    return sb_running_remove(pidfd) == 1
+
+
+def cancel_running():
+    """SIGKILL every run in the table, from any thread; each is marked cancelled. How many."""
+    return sb_running_cancel_all()
+
+
+def running_count():
+    return sb_running_count()
+
+
+def running_forget():
+    """In a forked child: the table is the parent's."""
+    sb_running_forget()
 
 
 cdef extern from "<sys/prctl.h>" nogil:
@@ -843,12 +884,83 @@ def spawn(bytes exe, list argv, list envp, cwd, stdio, int umask=-1, list rlimit
         raise
 
 
+cdef struct _req_mem:
+    char **argv
+    char **envp
+    sb_rlim *rl
+    int *cg
+    unsigned int *groups
+
+
+cdef void _free_req(_req_mem *mem) noexcept nogil:
+    free(mem.argv)
+    free(mem.envp)
+    free(mem.rl)
+    free(mem.cg)
+    free(mem.groups)
+
+
+cdef int _fill_req(sb_spawn_req *req, _req_mem *mem, list keep, bytes exe, list argv,
+                   list envp, cwd, stdio, int umask, list rlimits, list cgroup_fds, ids, caps,
+                   int last_cap, int pdeathsig) except -1:
+    """What every start shares: the command, its environment, descriptors, limits, ids and
+    capabilities. The strings stay alive in keep; _free_req(mem) once the start is done."""
+    cdef Py_ssize_t i
+    rlimits = rlimits or []
+    cgroup_fds = cgroup_fds or []
+    memset(req, 0, sizeof(req[0]))
+    mem.argv = _cstrings(argv, keep)
+    mem.envp = _cstrings(envp, keep)
+    mem.rl = <sb_rlim *>calloc(max(len(rlimits), 1), sizeof(sb_rlim))
+    mem.cg = <int *>calloc(max(len(cgroup_fds), 1), sizeof(int))
+    if mem.rl == NULL or mem.cg == NULL:
+        raise MemoryError()
+    for i, (res_id, soft, hard) in enumerate(rlimits):
+        mem.rl[i].resource = res_id
+        mem.rl[i].lim.rlim_cur = soft
+        mem.rl[i].lim.rlim_max = hard
+    for i, fd in enumerate(cgroup_fds):
+        mem.cg[i] = fd
+    req.exe = <const char *>exe
+    req.argv = mem.argv
+    req.envp = mem.envp
+    if cwd is not None:
+        keep.append(cwd)
+        req.cwd = <const char *>cwd
+    for i in range(3):
+        req.stdio[i] = stdio[i]
+    req.umask = umask
+    req.nrlimit = len(rlimits)
+    req.rlimit = mem.rl
+    req.ncgroup = len(cgroup_fds)
+    req.cgroup_procs = mem.cg
+    if ids is not None:
+        uid, gid, groups = ids
+        mem.groups = <unsigned int *>calloc(max(len(groups), 1), sizeof(unsigned int))
+        if mem.groups == NULL:
+            raise MemoryError()
+        for i, g in enumerate(groups):
+            mem.groups[i] = g
+        req.set_ids = 1
+        req.uid = uid
+        req.gid = gid
+        req.ngroups = len(groups)
+        req.groups = mem.groups
+    if caps is not None:
+        req.set_caps = 1
+        req.caps = caps
+    req.last_cap = last_cap
+    req.pdeathsig = pdeathsig
+    return 0
+
+
 cdef _spawn(bytes exe, list argv, list envp, cwd, stdio, int umask, list rlimits,
             list cgroup_fds, ids, caps, int last_cap, int pdeathsig, program,
             unsigned int filter_flags, int keep_fd, bint new_pidns, bytes init_exe,
             int landlock_fd, Notifier notifier, bint notify_share_vm, loginuid,
             int zygote_sock, sb_spawner *c_spawner, bint new_userns, zygote_slot):
     cdef sb_spawn_req req
+    cdef _req_mem mem
     cdef int64_t start_ns = 0
     cdef int slot_r = -1, slot_w = -1, stop_r = -1
     cdef int32_t slot_id = 0
@@ -856,60 +968,12 @@ cdef _spawn(bytes exe, list argv, list envp, cwd, stdio, int umask, list rlimits
         slot_r, slot_w, stop_r, slot_id = zygote_slot
     cdef sb_spawn_result res
     cdef list keep = []
-    cdef char **c_argv = NULL
-    cdef char **c_envp = NULL
-    cdef sb_rlim *c_rl = NULL
-    cdef int *c_cg = NULL
-    cdef unsigned int *c_groups = NULL
     cdef const unsigned char[::1] prog_view
-    cdef Py_ssize_t i
     cdef int rc, transport_err = 0
-    rlimits = rlimits or []
-    cgroup_fds = cgroup_fds or []
-    memset(&req, 0, sizeof(req))
+    memset(&mem, 0, sizeof(mem))
     try:
-        c_argv = _cstrings(argv, keep)
-        c_envp = _cstrings(envp, keep)
-        c_rl = <sb_rlim *>calloc(max(len(rlimits), 1), sizeof(sb_rlim))
-        c_cg = <int *>calloc(max(len(cgroup_fds), 1), sizeof(int))
-        if c_rl == NULL or c_cg == NULL:
-            raise MemoryError()
-        for i, (res_id, soft, hard) in enumerate(rlimits):
-            c_rl[i].resource = res_id
-            c_rl[i].lim.rlim_cur = soft
-            c_rl[i].lim.rlim_max = hard
-        for i, fd in enumerate(cgroup_fds):
-            c_cg[i] = fd
-        req.exe = <const char *>exe
-        req.argv = c_argv
-        req.envp = c_envp
-        if cwd is not None:
-            keep.append(cwd)
-            req.cwd = <const char *>cwd
-        for i in range(3):
-            req.stdio[i] = stdio[i]
-        req.umask = umask
-        req.nrlimit = len(rlimits)
-        req.rlimit = c_rl
-        req.ncgroup = len(cgroup_fds)
-        req.cgroup_procs = c_cg
-        if ids is not None:
-            uid, gid, groups = ids
-            c_groups = <unsigned int *>calloc(max(len(groups), 1), sizeof(unsigned int))
-            if c_groups == NULL:
-                raise MemoryError()
-            for i, g in enumerate(groups):
-                c_groups[i] = g
-            req.set_ids = 1
-            req.uid = uid
-            req.gid = gid
-            req.ngroups = len(groups)
-            req.groups = c_groups
-        if caps is not None:
-            req.set_caps = 1
-            req.caps = caps
-        req.last_cap = last_cap
-        req.pdeathsig = pdeathsig
+        _fill_req(&req, &mem, keep, exe, argv, envp, cwd, stdio, umask, rlimits, cgroup_fds,
+                  ids, caps, last_cap, pdeathsig)
         if program is not None:
             prog_view = program
             req.filter = <const sock_filter *>&prog_view[0]
@@ -944,11 +1008,7 @@ cdef _spawn(bytes exe, list argv, list envp, cwd, stdio, int umask, list rlimits
             else:
                 rc = sb_spawn(&req, &res)
     finally:
-        free(c_argv)
-        free(c_envp)
-        free(c_rl)
-        free(c_cg)
-        free(c_groups)
+        _free_req(&mem)
     if c_spawner != NULL and rc == SB_SPAWNER_GONE:
         raise SpawnerGone(3, "the spawner thread belongs to another process (a fork's parent)")
     if rc == SB_ZYGOTE_NOT_SENT or rc == SB_ZYGOTE_NO_REPLY:
@@ -969,7 +1029,6 @@ def watch(int pid, int pidfd, int pgid, int status_fd=-1, int in_fd=-1, bytes in
     Closes in_fd/out_fd/err_fd (and report_fd: a zygote job's end, see csrc/watch.h).
     Returns a dict of raw measurements."""
     cdef sb_watch w
-    cdef int rc
     memset(&w, 0, sizeof(w))
     w.pid = pid
     w.pidfd = pidfd
@@ -981,8 +1040,18 @@ def watch(int pid, int pidfd, int pgid, int status_fd=-1, int in_fd=-1, bytes in
     w.in_len = len(in_data)
     w.out.fd = out_fd
     w.err.fd = err_fd
-    w.output_limit = output_limit
     w.start_ns = start_ns if start_ns else sb_now_ns()
+    _watch_limits(&w, output_limit, wall_limit_ns, cpu_limit_ns, cg_cpu_fd, cg_kill_fd,
+                  cg_events_fd, drain_ns, cpu_base_ns)
+    if notifier is not None:
+        w.notify = &notifier.n
+    return _watch(&w)
+
+
+cdef void _watch_limits(sb_watch *w, uint64_t output_limit, int64_t wall_limit_ns,
+                        int64_t cpu_limit_ns, int cg_cpu_fd, int cg_kill_fd, int cg_events_fd,
+                        int64_t drain_ns, int64_t cpu_base_ns) noexcept:
+    w.output_limit = output_limit
     w.wall_limit_ns = wall_limit_ns
     w.cpu_limit_ns = cpu_limit_ns
     w.cg_cpu_fd = cg_cpu_fd
@@ -990,12 +1059,16 @@ def watch(int pid, int pidfd, int pgid, int status_fd=-1, int in_fd=-1, bytes in
     w.cg_events_fd = cg_events_fd
     w.drain_ns = drain_ns
     w.cpu_base_ns = cpu_base_ns
-    if notifier is not None:
-        w.notify = &notifier.n
+
+
+cdef dict _watch(sb_watch *w):
+    """sb_watch until the run is over, the GIL released but while Python's signal handlers
+    run; its raw measurements."""
+    cdef int rc
     pending = None
     while True:
         with nogil:
-            rc = sb_watch_run(&w)
+            rc = sb_watch_run(w)
         if rc != 1:
             break
         # a signal arrived: let Python's handler run (Ctrl-C, SIGTERM -> SystemExit, ...);
@@ -1012,10 +1085,11 @@ def watch(int pid, int pidfd, int pgid, int status_fd=-1, int in_fd=-1, bytes in
     finally:
         free(w.out.buf)
         free(w.err.buf)
+        w.out.buf = w.err.buf = NULL
     if pending is not None:
         raise pending
     if rc < 0:
-        raise OSError(w.error, "supervising pid %d: %s" % (pid, os_strerror(w.error)))
+        raise OSError(w.error, "supervising pid %d: %s" % (w.pid, os_strerror(w.error)))
     return {
         "status": w.status,
         "utime": w.ru.ru_utime.tv_sec + w.ru.ru_utime.tv_usec / 1e6,
@@ -1035,3 +1109,93 @@ def watch(int pid, int pidfd, int pgid, int status_fd=-1, int in_fd=-1, bytes in
         "tree_empty": bool(w.tree_empty),
         "report_lost": bool(w.report_lost),
     }
+
+
+def zygote_run(int zygote_sock, release, bytes exe, list argv, list envp, cwd, stdio,
+               int umask=-1, list rlimits=None, list cgroup_fds=None, ids=None, caps=None,
+               int last_cap=40, int pdeathsig=0, zygote_slot=None, bytes in_data=b"",
+               uint64_t output_limit=0, int64_t wall_limit_ns=0, int64_t cpu_limit_ns=0,
+               int cg_cpu_fd=-1, int cg_kill_fd=-1, int cg_events_fd=-1,
+               int64_t drain_ns=200000000, int64_t cpu_base_ns=0):
+    """spawn(zygote_sock=, zygote_slot=) and watch() of that job in one call: the pipes are
+    made, the request sent, its answer awaited, the job watched and its pidfd closed without
+    coming back to Python in between (but for release() and signals), so a run costs the
+    supervisor fewer wake-ups and hand-overs of the GIL.
+    release: called once the zygote has answered (or failed to): its lock's release.
+    stdio: as spawn's, where -1 means a pipe of ours: stdin fed with in_data, stdout/stderr
+    captured. The job is in the running table (cancel_running) while it runs.
+    Returns (pid, start_ns, cancelled, raw); raises as spawn() before anything started."""
+    cdef sb_spawn_req req
+    cdef _req_mem mem
+    cdef sb_spawn_result res
+    cdef sb_watch w
+    cdef int64_t start_ns = 0
+    cdef int slot_r = -1, slot_w = -1, stop_r = -1
+    cdef int32_t slot_id = 0
+    cdef int ours[3]     # our ends of the pipes: stdin's write end, stdout's and stderr's read
+    cdef int theirs[3]   # the job's ends, closed once the zygote has its copies
+    cdef int p[2]
+    cdef int i, rc = 0, err = 0, transport_err = 0, cancelled
+    cdef list keep = []
+    if zygote_slot is not None:
+        slot_r, slot_w, stop_r, slot_id = zygote_slot
+    memset(&mem, 0, sizeof(mem))
+    for i in range(3):
+        ours[i] = theirs[i] = -1
+    try:
+        _fill_req(&req, &mem, keep, exe, argv, envp, cwd, stdio, umask, rlimits, cgroup_fds,
+                  ids, caps, last_cap, pdeathsig)
+        with nogil:
+            for i in range(3):
+                if req.stdio[i] != -1:
+                    continue
+                if pipe2(p, O_CLOEXEC) < 0:
+                    err = errno
+                    break
+                ours[i] = p[1] if i == 0 else p[0]
+                theirs[i] = req.stdio[i] = p[0] if i == 0 else p[1]
+            if err == 0:
+                rc = sb_zygote_spawn_slot(zygote_sock, &req, slot_r, slot_w, stop_r, slot_id,
+                                          &res, &start_ns)
+                transport_err = errno
+            for i in range(3):
+                if theirs[i] >= 0:
+                    close(theirs[i])
+    finally:
+        _free_req(&mem)
+        release()
+    if err != 0 or rc != 0:
+        for i in range(3):
+            if ours[i] >= 0:
+                close(ours[i])
+        if err != 0:
+            raise OSError(err, "pipe2: %s" % os_strerror(err))
+        if rc == SB_ZYGOTE_NOT_SENT or rc == SB_ZYGOTE_NO_REPLY:
+            raise ZygoteError(transport_err, rc == SB_ZYGOTE_NO_REPLY)
+        raise SpawnError(stage_name(res.stage), res.err)
+    memset(&w, 0, sizeof(w))
+    w.pid = res.pid
+    w.pidfd = res.pidfd
+    w.status_fd = -1
+    w.report_fd = res.status_fd
+    w.in_fd = ours[0]
+    w.in_data = <const char *>in_data
+    w.in_len = len(in_data)
+    w.out.fd = ours[1]
+    w.err.fd = ours[2]
+    w.start_ns = start_ns
+    _watch_limits(&w, output_limit, wall_limit_ns, cpu_limit_ns, cg_cpu_fd, cg_kill_fd,
+                  cg_events_fd, drain_ns, cpu_base_ns)
+    if sb_running_add(res.pidfd) < 0:
+        sb_watch_kill_tree(&w)   # (nothing could cancel it)
+    try:
+        raw = _watch(&w)
+    except BaseException:
+        # watch itself failed (it kills the tree on a signal before it raises): never leave
+        # the job running unsupervised; the zygote reaps it
+        sb_watch_kill_tree(&w)
+        raise
+    finally:
+        cancelled = sb_running_remove(res.pidfd) == 1
+        close(res.pidfd)
+    return res.pid, start_ns, cancelled, raw

@@ -13,6 +13,7 @@ import os
 import resource
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import weakref
@@ -102,9 +103,9 @@ def _caps_mask(names) -> int:
 
 _protected = False
 
-# Runs in progress in this process, by pidfd: what cancel_all() kills.
-_running: dict = {}
-_running_lock = threading.Lock()
+# Runs in progress in this process, by pidfd, are in _core's running table (csrc/running.h):
+# what cancel_all() kills. A forked child forgets its parent's.
+os.register_at_fork(after_in_child=_core.running_forget)
 
 
 # The RLIMIT_NOFILE this process had before raise_open_files() raised it: what runs keep
@@ -134,21 +135,13 @@ def raise_open_files(need: int) -> int:
         return new
 
 
+_FS_ENCODING = sys.getfilesystemencoding()
+
+
 def cancel_all() -> int:
     """Kill every run in progress in this process (e.g. on Ctrl-C in a batch): each one ends at
     once with its whole tree killed, and its Result says cancelled. Returns how many."""
-    with _running_lock:
-        pidfds = list(_running)
-        for fd in pidfds:
-            _running[fd] = True
-    n = 0
-    for fd in pidfds:
-        try:
-            signal.pidfd_send_signal(fd, signal.SIGKILL)
-            n += 1
-        except OSError:
-            pass  # already gone (the pidfd stays valid until the run is reaped and closed)
-    return n
+    return _core.cancel_running()
 
 
 def _protect_supervisor() -> None:
@@ -329,7 +322,8 @@ class Sandbox:
             self.policy.source if self.policy else builtin.UNCONFINED)
         self.filter = compile_policy(self.policy) if self.policy is not None else None
         # computed once: every run reuses them
-        self.digest = self.filter.digest if self.filter else None
+        self.digest = self.filter.digest if self.filter is not None else None
+        self._filter_len = len(self.filter) if self.filter is not None else 0
         self.filter_flags = self.policy.filter_flags() if self.policy else 0
         self.refusal = None
         if self.filter is not None:
@@ -610,7 +604,7 @@ class Sandbox:
     def _result(self, argv, limits: Limits, **kw) -> Result:
         return Result(argv=list(argv), profile=self.profile_name,
                       profile_digest=self.digest,
-                      filter_instructions=len(self.filter) if self.filter else 0,
+                      filter_instructions=self._filter_len,
                       limits=limits.to_json(),
                       warnings=(list(self.policy.warnings) if self.policy else [])
                       + self._fs_warnings, **kw)
@@ -658,7 +652,7 @@ class Sandbox:
             envmap.update({str(k): str(v) for k, v in env.items()})
         cwd = cwd if cwd is not None else self.cwd
         if cwd is not None:
-            cwd = os.path.abspath(os.fspath(cwd))
+            cwd = os.fsdecode(os.path.abspath(os.fspath(cwd)))
         fs = self.fs
         if fs_ro is not None or fs_rw is not None:
             try:
@@ -739,7 +733,7 @@ class Sandbox:
             cached = self.__dict__.get("_envp_cache")
             if cached is not None and cached[0] is envmap:
                 return cached[1]
-        envp = [os.fsencode("%s=%s" % kv) for kv in envmap.items()]
+        envp = [("%s=%s" % kv).encode(_FS_ENCODING, "surrogateescape") for kv in envmap.items()]
         if envmap is self.env:
             self._envp_cache = (envmap, envp)
         return envp
@@ -767,30 +761,21 @@ class Sandbox:
             if self.use_cgroup and (needs_limits or (self.is_root and not own_pidns
                                                      and not via_zygote)):
                 cg = _make_cgroup(limits)
+            # the command's stdin, stdout, stderr; -1: a pipe of ours (fed with in_data, or
+            # captured), made by the start that the run takes (_core.zygote_run, _pipes)
             stdio = []
-            # stdin
             if stdin is None or stdin is DEVNULL:
                 stdio.append(_devnull_fd())
             elif stdin is INHERIT:
                 stdio.append(0)
             elif isinstance(stdin, (bytes, str)):
                 in_data = stdin.encode() if isinstance(stdin, str) else stdin
-                r, w = os.pipe2(os.O_CLOEXEC)
-                to_close.append(r)
-                in_fd = w
-                stdio.append(r)
+                stdio.append(-1)
             else:
                 stdio.append(stdin if isinstance(stdin, int) else stdin.fileno())
-            # stdout, stderr
             for which, target in ((1, stdout), (2, stderr)):
                 if target is PIPE:
-                    r, w = os.pipe2(os.O_CLOEXEC)
-                    to_close.append(w)
-                    if which == 1:
-                        out_r = r
-                    else:
-                        err_r = r
-                    stdio.append(w)
+                    stdio.append(-1)
                 elif target is INHERIT:
                     stdio.append(which)
                 elif target is DEVNULL or target is None:
@@ -819,12 +804,21 @@ class Sandbox:
                     klog_reason = str(e)
             if via_zygote and cwd is None:
                 cwd = os.getcwd()  # the zygote's is the one we had when it started
-            args = (os.fsencode(exe), [os.fsencode(a) for a in argv], self._envp(envmap),
-                    os.fsencode(cwd) if cwd is not None else None, stdio)
+            # (os.fsencode, without a call of it per argument)
+            enc = _FS_ENCODING
+            args = (exe.encode(enc, "surrogateescape"),
+                    [a.encode(enc, "surrogateescape") for a in argv], self._envp(envmap),
+                    cwd.encode(enc, "surrogateescape") if cwd is not None else None, stdio)
             kw = dict(umask=self.umask if self.umask is not None else -1,
                       rlimits=self._rlimits(limits, cg),
                       cgroup_fds=list(cg.procs_fds) if cg else [], ids=ids, caps=self.caps_mask,
                       last_cap=_LAST_CAP, pdeathsig=self.pdeathsig)
+            # what the supervision enforces and reads (own_pidns: see cg_events_fd below)
+            watch_kw = dict(
+                output_limit=limits.output or 0, wall_limit_ns=_ns(limits.effective_wall()),
+                cpu_limit_ns=_ns(limits.cpu_time) if (cg and cg.cpu_stat_fd >= 0) else 0,
+                cg_cpu_fd=cg.cpu_stat_fd if cg else -1, cg_kill_fd=cg.kill_fd if cg else -1,
+                cpu_base_ns=cg.cpu_base_usec * 1000 if cg else 0)
             # a RunSlots' slot is taken by the zygote, in a zygote of this thread's own
             # (where its request may wait); else a zygote only once the slot is ours: never
             # wait for a slot holding a zygote another thread may need
@@ -841,16 +835,16 @@ class Sandbox:
             start = _core.now_ns()
             if notifier is not None:
                 notifier.set_start(start)
-            status_fd = report_fd = -1
+            status_fd = -1
+            ran = None   # (pid, start, cancelled, raw) of a run through a zygote
             # which start is tried: Result.spawn_path, also of a SETUP_ERROR
             spawn_path = "zygote" if zy is not None else None
             try:
                 if zy is not None:
-                    pid, pidfd, report_fd, zy, started = self._zygote_spawn(zy, args, kw, slots)
-                    if zy is not None:
-                        start = started or start   # (the request may have waited for a slot)
+                    ran = self._zygote_run(zy, args, kw, slots, in_data, watch_kw)
+                    if ran is not None:
                         zygote_holds_slot = slots is not None
-                if zy is None:
+                if ran is None:
                     if run_slot is not None and not slot_held:
                         # (a RunSlots, for a start of our own after all)
                         if not _take_slot(run_slot):
@@ -862,6 +856,10 @@ class Sandbox:
                             and not own_pidns:
                         cg = _make_cgroup(limits)  # what the zygote would have contained
                         kw["cgroup_fds"] = list(cg.procs_fds) if cg else []
+                        watch_kw.update(cg_cpu_fd=cg.cpu_stat_fd if cg else -1,
+                                        cg_kill_fd=cg.kill_fd if cg else -1,
+                                        cpu_base_ns=cg.cpu_base_usec * 1000 if cg else 0)
+                    in_fd, out_r, err_r = _pipes(stdio, to_close)
                     spawner = self._spawner.get() if (self._spawner is not None
                                                       and not own_pidns) else None
                     if spawner is not None:
@@ -897,52 +895,43 @@ class Sandbox:
                 return self._setup_error(
                     argv, limits, "zygote", "the zygote died while starting the command (it "
                     "may have started and been killed): %s" % e, e.errno, spawn_path)
-            watching = False
-            try:
-                match = auditlog.RunMatch(start, auditlog.run_session(pid), {pid}) \
-                    if klog else None
-                for fd in to_close:
-                    os.close(fd)
-                to_close = []
-                wall = limits.effective_wall()
-                if pidfd >= 0:
-                    with _running_lock:
-                        _running[pidfd] = False
-                watching = True
-                raw = _core.watch(
-                    pid, pidfd, pid if zy is None else 0, status_fd=status_fd,
-                    report_fd=report_fd, in_fd=in_fd, in_data=in_data, out_fd=out_r,
-                    err_fd=err_r,
-                    output_limit=limits.output or 0, start_ns=start,
-                    wall_limit_ns=_ns(wall),
-                    cpu_limit_ns=_ns(limits.cpu_time) if (cg and cg.cpu_stat_fd >= 0) else 0,
-                    cg_cpu_fd=cg.cpu_stat_fd if cg else -1,
-                    cg_kill_fd=cg.kill_fd if cg else -1,
-                    # in a PID namespace, reaping pid 1 means the kernel already emptied it
-                    cg_events_fd=cg.events_fd if (cg and not own_pidns) else -1,
-                    cpu_base_ns=cg.cpu_base_usec * 1000 if cg else 0, notifier=notifier)
-            except BaseException:
-                # watch() itself failed (it kills and reaps on a signal), or something before
-                # it did: never leave the child running unsupervised or unreaped (a zygote's
-                # job: the zygote reaps it)
-                if zy is None:
+            if ran is not None:
+                pid, start, cancelled, raw = ran
+            else:
+                watching = False
+                try:
+                    match = auditlog.RunMatch(start, auditlog.run_session(pid), {pid}) \
+                        if klog else None
+                    for fd in to_close:
+                        os.close(fd)
+                    to_close = []
+                    if pidfd >= 0:
+                        _core.running_add(pidfd)
+                    watching = True
+                    raw = _core.watch(
+                        pid, pidfd, pid, status_fd=status_fd, in_fd=in_fd, in_data=in_data,
+                        out_fd=out_r, err_fd=err_r, start_ns=start,
+                        # in a PID namespace, reaping pid 1 means the kernel already emptied it
+                        cg_events_fd=cg.events_fd if (cg and not own_pidns) else -1,
+                        notifier=notifier, **watch_kw)
+                except BaseException:
+                    # watch() itself failed (it kills and reaps on a signal), or something
+                    # before it did: never leave the child running unsupervised or unreaped
                     _kill_and_reap(pid)
-                elif pidfd >= 0:
-                    _pidfd_kill(pidfd)
-                raise
-            finally:
-                if watching:
-                    in_fd = out_r = err_r = -1  # closed by watch
-                else:
-                    to_close += [fd for fd in (status_fd, report_fd) if fd >= 0]
-                if slot_held:
-                    run_slot.release()  # the command has ended: the next one may start
-                    slot_held = False
-                cancelled = False
-                if pidfd >= 0:
-                    with _running_lock:
-                        cancelled = _running.pop(pidfd, False)
-                    os.close(pidfd)
+                    raise
+                finally:
+                    if watching:
+                        in_fd = out_r = err_r = -1  # closed by watch
+                    elif status_fd >= 0:
+                        to_close.append(status_fd)
+                    if slot_held:
+                        run_slot.release()  # the command has ended: the next one may start
+                        slot_held = False
+                    cancelled = False
+                    if pidfd >= 0:
+                        if watching:
+                            cancelled = _core.running_remove(pidfd)
+                        os.close(pidfd)
             if raw["report_lost"]:
                 if zygote_holds_slot:
                     run_slot.release()   # the zygote died holding it
@@ -994,28 +983,24 @@ class Sandbox:
         return self._setup_error(argv, limits, "slot", _SLOT_STOPPED, _errno.ECANCELED,
                                  spawn_path)
 
-    def _zygote_spawn(self, zy, args, kw, slots=None):
-        """(pid, pidfd, report_fd, zygote, start_ns) through zy (from _take_zygote or
-        _thread_zygote, given back here), started once the zygote took a slot (RunSlots), if
-        given; or through another when zy was found dead before it took the request; zygote
-        None: spawn directly after all (the request does not fit a message, or none can
-        start)."""
+    def _zygote_run(self, zy, args, kw, slots, in_data, watch_kw):
+        """Run through zy (from _take_zygote or _thread_zygote, given back here), started once
+        the zygote took a slot (RunSlots), if given: (pid, start_ns, cancelled, raw). Through
+        another zygote when zy was found dead before it took the request; None: start it
+        directly after all (the request does not fit a message, or no zygote can start)."""
         for attempt in (1, 2):
             try:
-                pid, pidfd, report_fd, start_ns = zy.spawn(
-                    *args, zygote_slot=slots.fds if slots is not None else None, **kw)
-                return pid, pidfd, report_fd, zy, start_ns
+                return zy.run(*args, **kw, zygote_slot=slots.fds if slots is not None else None,
+                              in_data=in_data, **watch_kw)
             except _core.ZygoteError as e:
                 if e.sent:
                     raise
                 if e.errno in (_errno.E2BIG, _errno.EMSGSIZE):
-                    return -1, -1, -1, None, 0
-            finally:
-                zy.lock.release()
+                    return None
             zy = None if attempt == 2 else (
                 self._thread_zygote() if slots is not None else self._take_zygote())
             if zy is None:
-                return -1, -1, -1, None, 0
+                return None
 
     def _verdict(self, argv, limits, pid, raw, cg, stats, own_pidns, capture_out,
                  capture_err, log=None, spawn_path="direct") -> Result:
@@ -1074,6 +1059,26 @@ class Sandbox:
 
 
 _SLOT_STOPPED = "not started: the batch was stopped while the command waited for a slot"
+
+
+def _pipes(stdio: list, to_close: list) -> tuple:
+    """Make the pipes stdio asks for (-1 entries, see _spawn_and_watch): the command's ends
+    go into stdio and to_close (closed once it has its copies); ours come back as (stdin's
+    write end, stdout's read end, stderr's read end), -1 where there is none."""
+    ours = [-1, -1, -1]
+    try:
+        for i in range(3):
+            if stdio[i] == -1:
+                r, w = os.pipe2(os.O_CLOEXEC)
+                theirs, ours[i] = (r, w) if i == 0 else (w, r)
+                to_close.append(theirs)
+                stdio[i] = theirs
+    except OSError:
+        for fd in ours:
+            if fd >= 0:
+                os.close(fd)
+        raise
+    return tuple(ours)
 
 
 def _take_slot(run_slot) -> bool:

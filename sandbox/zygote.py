@@ -123,8 +123,8 @@ def refusal(flt, ids: bool, caps: bool) -> Optional[str]:
 
 
 class Zygote:
-    """One running zygote. Hold .lock around spawn(): one request at a time. A ZygoteError
-    from spawn() other than E2BIG/EMSGSIZE means this one is dead (the caller starts another).
+    """One running zygote. Hold .lock to call run(): one request at a time. A ZygoteError
+    from run() other than E2BIG/EMSGSIZE means this one is dead (the caller starts another).
     pid_namespace: the zygote is pid 1 of a PID namespace its jobs share; user_namespace (with
     it, for a non-root supervisor): that namespace is made inside a user namespace of its own.
     epoll (where epoll_allowed): it waits for a batch's slots with epoll."""
@@ -171,12 +171,15 @@ class Zygote:
             why += " (the profile denies a call it makes at start-up)"
         raise OSError(_errno.ECHILD, "the zygote failed to start: " + why)
 
-    def spawn(self, *args, **kw):
-        """_core.spawn through this zygote: (pid, pidfd, report_fd). The caller holds .lock."""
-        if self.dead:  # (closed while the caller waited for it)
+    def run(self, *args, **kw):
+        """_core.zygote_run through this zygote: (pid, start_ns, cancelled, raw). The caller
+        holds .lock; it is released as soon as the zygote has answered (the run is watched
+        without it)."""
+        if self.dead:  # (closed while the caller waited for it: its socket number is not ours)
+            self.lock.release()
             raise _core.ZygoteError(_errno.EPIPE, False)
         try:
-            return _core.spawn(*args, zygote_sock=self.sock, **kw)
+            return _core.zygote_run(self.sock, self.lock.release, *args, **kw)
         except _core.ZygoteError as e:
             if e.errno not in (_errno.E2BIG, _errno.EMSGSIZE):
                 self.dead = True

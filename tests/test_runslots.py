@@ -17,7 +17,7 @@ pytest.importorskip("sandbox._core")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "probes" / "runner"))
 import runner_support as S  # noqa: E402
 
-from sandbox import batch, runner, runslots  # noqa: E402
+from sandbox import _core, batch, runslots  # noqa: E402
 from sandbox.runner import Sandbox  # noqa: E402
 
 
@@ -169,12 +169,13 @@ def test_a_zygote_that_dies_holding_a_slot_gives_it_back(tmp_path):
     runslots.set_current(slots)
     try:
         def kill_once_the_job_runs():
-            # once the zygote has answered and the run watches its job (runner._running): not
-            # after a fixed delay, by which a loaded machine may not even have the zygote up
+            # once the zygote has answered and the run watches its job (it is in the running
+            # table): not after a fixed delay, by which a loaded machine may not even have the
+            # zygote up
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
                 zy = sb._thread_zygotes.get(threading.main_thread())
-                if zy is not None and runner._running:
+                if zy is not None and _core.running_count():
                     os.kill(zy.pid, signal.SIGKILL)
                     return
                 time.sleep(0.02)
@@ -240,7 +241,7 @@ def _tokens(slots) -> int:
 def test_a_zygote_that_dies_while_its_request_waits_takes_no_slot():
     slots = runslots.RunSlots(1)
     sb = Sandbox(S.docker_default(), zygote=True)
-    out, waiting_zygote = {}, {}
+    out = {}
 
     def holder():
         runslots.set_current(slots)

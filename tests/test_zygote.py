@@ -414,6 +414,37 @@ def test_cancel_all_kills_a_zygote_job(zy):
     assert zy.run(["true"]).ok                   # the zygote itself is fine
 
 
+def test_cancel_all_kills_a_direct_run_too_and_the_table_empties():
+    from sandbox import _core
+    from sandbox.runner import cancel_all
+    with Sandbox(S.docker_default(), zygote=False) as sb:
+        _m, join = _sleeper(sb)
+        wait_for(cancel_all, 30, "the run was never registered")
+        r = join()
+        assert (r.verdict, r.signal, r.cancelled) == ("SIGNALED", signal.SIGKILL, True), r
+        assert r.spawn_path != "zygote"
+        assert not sb.run(["true"]).cancelled        # a later run is not marked
+    assert _core.running_count() == 0
+
+
+def test_a_forked_child_forgets_the_runs_of_its_parent(zy):
+    from sandbox import _core
+    _m, join = _sleeper(zy)
+    wait_for(_core.running_count, 30, "the run was never registered")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the parent's runs are not ours to cancel
+        os.write(w, b"%d %d" % (_core.running_count(), _core.cancel_running()))
+        os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    assert os.read(r, 64) == b"0 0"
+    os.close(r)
+    from sandbox.runner import cancel_all
+    assert cancel_all() == 1
+    assert join().cancelled
+
+
 def test_the_zygote_is_not_dumpable(zy):
     zy.run(["true"])
     st = S.status_fields(open("/proc/%d/status" % zy._zygotes[0].pid).read())

@@ -34,6 +34,7 @@ sandbox.batch.run_batch (the same executor machinery, Ctrl-C handling and profil
 from __future__ import annotations
 
 import collections
+import errno as _errno
 import dataclasses
 import functools
 import os
@@ -348,7 +349,10 @@ def load_tests(tests_dir, solution_cmd: Sequence[str], *, checker="exact", time_
 
 def security_violation(result: Result) -> Optional[str]:
     """The SV message when a run counts as a security violation, else None: the filter killed
-    it, or it failed after the filter denied it a call. Solutions run with denial reports on
+    it, or it failed after the filter refused it a call. An ENOSYS answer is no refusal: it
+    tells a program that a syscall does not exist, which the grader profile answers to
+    everything it does not list, and C libraries and runtimes fall back from it (glibc's
+    threads try clone3 first, every time). Solutions run with denial reports on
     (SANDBOX_OPTIONS), so the message names the syscall and its first arguments."""
     from .syscall_report import action_text, call_text
 
@@ -356,9 +360,11 @@ def security_violation(result: Result) -> Optional[str]:
         if result.killed_by:
             return "killed by the seccomp filter at %s" % call_text(result.killed_by)
         return "killed by the seccomp filter (SIGSYS); the syscall is not reported"
-    if result.verdict in ("NONZERO_EXIT", "SIGNALED") and result.denials:
-        first = min(result.denials, key=lambda d: d["first"]["time"])
-        more = len(result.denials) - 1
+    refused = [d for d in result.denials or ()
+               if not (d["action"] == "ERRNO" and d.get("errno") == _errno.ENOSYS)]
+    if result.verdict in ("NONZERO_EXIT", "SIGNALED") and refused:
+        first = min(refused, key=lambda d: d["first"]["time"])
+        more = len(refused) - 1
         return "failed after the seccomp filter denied %s: %s x%d%s" % (
             call_text(first["first"]), action_text(first), first["count"],
             " (and %d more syscall%s)" % (more, "" if more == 1 else "s") if more else "")

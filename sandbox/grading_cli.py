@@ -59,7 +59,8 @@ checkers (--checker, or checker = in tests.toml):
 verdicts:
   AC  accepted        WA  wrong answer       TLE  time limit (CPU or wall)
   MLE memory limit    OLE output limit       RE   non-zero exit or killed by a signal
-  SV  security violation: killed by the seccomp filter
+  SV  security violation: killed by the seccomp filter, or failed after it refused a
+      call (an ENOSYS answer, "no such syscall", does not count)
   SE  sandbox error: the run could not be set up, or the checker failed
 
 The score is the sum of the points of AC tests. --json prints one report: solution, score,

@@ -6,6 +6,7 @@ No assertion is about how long anything took: time-limit tests burn CPU until th
 stopped, and limits are compared only with each other.
 """
 import datetime
+import errno
 import json
 import os
 import pathlib
@@ -177,6 +178,42 @@ def test_command_checker_protocol():
 def test_security_violation_names_the_kill():
     assert security_violation(_result("NONZERO_EXIT", 1)) is None
     assert "seccomp filter" in security_violation(_result("SECCOMP_KILLED", signal=31))
+
+
+def _denied(name, errno_value, t):
+    first = {"syscall": name, "nr": 0, "arch": "x86_64", "args": [0] * 6, "time": t}
+    return {"syscall": name, "action": "ERRNO", "errno": errno_value, "count": 1,
+            "first": first}
+
+
+def test_an_enosys_answer_is_no_security_violation():
+    """The grader profile answers ENOSYS to what it does not list, and glibc's threads try
+    clone3 first: a threaded program that then exits non-zero is a runtime error."""
+    clone3 = _denied("clone3", errno.ENOSYS, 0.1)
+    socket = _denied("socket", errno.EAFNOSUPPORT, 0.2)
+    log = {"syscalls": [clone3]}
+    assert security_violation(_result("NONZERO_EXIT", 1, seccomp_log=log)) is None
+    log = {"syscalls": [clone3, socket]}
+    message = security_violation(_result("NONZERO_EXIT", 1, seccomp_log=log))
+    assert message.startswith("failed after the seccomp filter denied socket(")
+    assert "ERRNO(EAFNOSUPPORT)" in message and "more" not in message   # (clone3 not counted)
+    assert security_violation(_result("OK", 0, seccomp_log=log)) is None
+
+
+@needs_core
+def test_a_threaded_solution_that_fails_is_a_runtime_error(tmp_path):
+    """Starting a thread makes glibc try clone3, which the grader profile answers ENOSYS
+    (glibc then uses clone): not a security violation when the program then fails."""
+    d = make_tests(tmp_path, {"1": ("3 4\n", "7\n")})
+    sol = program(tmp_path, "threads.py", """
+        import threading
+        t = threading.Thread(target=print, args=(7,))
+        t.start()
+        t.join()
+        raise SystemExit("and then it failed")
+        """)
+    t = sandbox.grade(sol, d).tests[0]
+    assert (t.verdict, t.message) == ("RE", "exit status 1: and then it failed"), t.message
 
 
 # ------------------------------------------------------------------------ the tests directory

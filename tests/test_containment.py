@@ -256,6 +256,20 @@ def test_cpu_limit_covers_the_whole_tree(docker, track):
     track.assert_clean(r)
 
 
+def test_where_the_cgroup_counts_cpu_rlimit_cpu_is_only_a_backstop(docker, track):
+    """RLIMIT_CPU counts scheduler ticks, each charged whole to whoever runs when it fires: on a
+    loaded VM it killed a run 0.88 s into a 1 s limit. Where the cgroup counts the CPU exactly,
+    the supervisor enforces the limit from that count, and the rlimit comes a second later."""
+    needs_cgroup("cpu")
+    r = docker.run(["sh", "-c", "grep 'Max cpu time' /proc/self/limits"], cpu_time=1.5)
+    assert r.stdout.split()[3:5] == [b"3", b"4"], r.stdout
+    m = track.marker()
+    r = docker.run(["sh", "-c", "while :; do :; done", m], cpu_time=1, timeout=60)
+    assert r.verdict == "TIME_LIMIT" and r.time_limit_kind == "cpu", r
+    assert r.signal == signal.SIGKILL and r.cpu_source == "cgroup" and r.cpu_time >= 1.0, r
+    track.assert_clean(r)
+
+
 def test_sleeper_hits_the_wall_limit(docker, track):
     m = track.marker(sleep=True)
     r = docker.run(["sleep", m], timeout=1)

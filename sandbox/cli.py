@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from typing import Optional
 
@@ -220,7 +221,8 @@ then defaults to @system for --fs-ro, to nothing for --fs-rw).
 RUN_EPILOG = """\
 exit status (like coreutils timeout):
   N      the command's own exit status
-  128+N  the command was killed by signal N (159 = SIGSYS: the seccomp filter killed it;
+  128+N  the command was killed by signal N (159 = SIGSYS: the seccomp filter killed it,
+         also with --report-denials, where the supervisor kills it in the kernel's place;
          137 = SIGKILL, e.g. an output or memory limit)
   124    a time limit (CPU or wall) was hit
   125    the sandbox itself failed: bad profile, a profile that denies execve, a missing
@@ -376,6 +378,10 @@ def run_exit_status(result) -> int:
         return 125
     if result.verdict == "TIME_LIMIT":
         return 124
+    if result.verdict == "SECCOMP_KILLED":
+        # the kernel's SIGSYS, or with denial reports the supervisor's SIGKILL in its place:
+        # the same kill, the same status
+        return 128 + signal.SIGSYS
     if result.signal is not None:
         return 128 + result.signal
     return result.exit_code if result.exit_code is not None else 125

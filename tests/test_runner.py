@@ -347,8 +347,12 @@ def test_cli_exit_status_127_for_a_missing_command():
     assert b"not found" in p.stderr
 
 
-def test_cli_exit_status_159_when_the_filter_kills(profile_file):
-    p = sandbox_cli("--profile", profile_file(KILL_GETPPID), "--", *GETPPID)
+@pytest.mark.parametrize("reports", [False, True])
+def test_cli_exit_status_159_when_the_filter_kills(profile_file, reports):
+    """With --report-denials the supervisor kills in the kernel's place (SIGKILL): the status
+    is the same."""
+    extra = ["--report-denials"] if reports else []
+    p = sandbox_cli("--profile", profile_file(KILL_GETPPID), *extra, "--", *GETPPID)
     assert p.returncode == 128 + signal.SIGSYS == 159, p.stderr
     assert b"survived" not in p.stdout
     assert b"SECCOMP_KILLED" in p.stderr

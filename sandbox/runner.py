@@ -641,6 +641,10 @@ class Sandbox:
         is taken by the zygote itself, which starts the command the moment a slot frees
         (default: the calling thread's, which a batch's worker threads have).
         """
+        if isinstance(argv, (str, bytes, os.PathLike)):
+            raise TypeError("argv must be a list of strings, not %s: write %r, or %r for shell "
+                            "syntax" % (type(argv).__name__, os.fsdecode(argv).split(),
+                                        ["sh", "-c", os.fsdecode(argv)]))
         argv = [os.fsdecode(a) if isinstance(a, bytes) else str(a) for a in argv]
         limits = self.limits.merged(cpu_time=cpu_time, wall_time=timeout, memory=memory,
                                     output=output_limit, processes=processes,

@@ -275,6 +275,16 @@ def test_other_setup_errors(docker, tmp_path):
     assert r.verdict == "SETUP_ERROR" and r.setup_error["stage"] == "argv"
 
 
+def test_a_command_given_as_one_string_is_refused_with_the_list_to_write(docker):
+    """Not split into characters, one argument each (a str is a sequence too)."""
+    for cmd in ("echo hi", b"echo hi", pathlib.Path("/bin/true")):
+        with pytest.raises(TypeError) as e:
+            docker.run(cmd)
+    assert "['/bin/true']" in str(e.value)
+    with pytest.raises(TypeError, match=r"write \['echo', 'hi'\], or \['sh', '-c', 'echo hi'\]"):
+        docker.run("echo hi")
+
+
 def test_profile_that_denies_execve_runs_nothing(tmp_path):
     marker_dir = tmp_path / "must-not-exist"
     r = Sandbox(SEED_MINIMAL).run(["mkdir", str(marker_dir)])

@@ -299,9 +299,9 @@ def _read_toml(tests_dir: str, names: Sequence[str]):
     return defaults, per_test
 
 
-def _absolute_words(argv: Sequence[str], base: str) -> List[str]:
-    """The solution runs in a scratch directory: its program (when given with a /) and any
-    later word naming an existing file relative to base become absolute paths."""
+def absolute_words(argv: Sequence[str], base: str) -> List[str]:
+    """For a command that runs in a scratch directory: its program (when given with a /) and
+    any later word naming an existing file relative to base become absolute paths."""
     out = []
     for i, word in enumerate(argv):
         full = os.path.join(base, word)
@@ -321,7 +321,7 @@ def load_tests(tests_dir, solution_cmd: Sequence[str], *, checker="exact", time_
     base = os.path.abspath(base_dir or os.getcwd())
     if isinstance(solution_cmd, str):
         solution_cmd = shlex.split(solution_cmd)
-    cmd = _absolute_words([os.fspath(w) for w in solution_cmd], base)
+    cmd = absolute_words([os.fspath(w) for w in solution_cmd], base)
     if not cmd:
         raise GradeError("no solution command given")
     names = _discover(tests_dir)
@@ -380,7 +380,7 @@ def _inside(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
-def program_paths(argv: Sequence[str], forbidden: str) -> List[str]:
+def program_paths(argv: Sequence[str], forbidden: Optional[str] = None) -> List[str]:
     """What a command must read beyond the system directories: its program (for a program
     installed elsewhere, e.g. a pyenv or conda python, the prefix it was installed into, where
     its libraries are) and the files its arguments name -- never anything in `forbidden` (the
@@ -388,7 +388,8 @@ def program_paths(argv: Sequence[str], forbidden: str) -> List[str]:
     from .landlock import SYSTEM_RO
     from .runner import DEFAULT_PATH, _which
 
-    forbidden = os.path.realpath(forbidden)
+    if forbidden is not None:
+        forbidden = os.path.realpath(forbidden)
     paths = []
     exe = _which(argv[0], DEFAULT_PATH, None) if argv else None
     if exe:
@@ -399,8 +400,8 @@ def program_paths(argv: Sequence[str], forbidden: str) -> List[str]:
             if os.path.basename(bindir) == "bin":
                 paths.append(os.path.dirname(bindir))
     paths += [a for a in argv[1:] if os.path.isabs(a) and os.path.exists(a)]
-    return [p for p in dict.fromkeys(paths)
-            if not _inside(os.path.realpath(p), forbidden) and not _inside(forbidden, p)]
+    return [p for p in dict.fromkeys(paths) if forbidden is None or (
+        not _inside(os.path.realpath(p), forbidden) and not _inside(forbidden, p))]
 
 
 def run_keywords(test: Test, *, cwd: str, writable: Sequence[str] = (),

@@ -213,7 +213,11 @@ class SandboxFixture:
         __tracebackhide__ = True
         if isinstance(argv, (str, bytes)):
             argv = shlex.split(os.fsdecode(argv))
-        result = self.compiled.run(list(argv), **kw)
+        sb = self.compiled
+        argv = list(argv)
+        if kw.get("cwd") is None and sb.fs is not None and sb.fs.scratch:
+            argv, kw = _in_scratch(sb, argv, kw)
+        result = sb.run(argv, **kw)
         self.runs.append(result)
         if check and not result.ok:
             raise SandboxFailed(result)
@@ -224,6 +228,21 @@ class SandboxFixture:
         __tracebackhide__ = True
         result = self.run(argv, check=True, **kw)
         return (result.stdout or b"").decode("utf-8", "replace")
+
+
+def _in_scratch(sb, argv: list, kw: dict) -> tuple:
+    """(argv, kw) of a run in an empty scratch directory (the grader profile's), as `sandbox
+    grade` runs a solution: the files its words name relative to the test's working directory
+    become absolute paths, readable under Landlock with its program, unless the run gives
+    fs_ro itself."""
+    from .grading import absolute_words, program_paths
+    argv = absolute_words(argv, os.getcwd())
+    if "fs_ro" not in kw:
+        ro = sb._fs_lists[0]
+        if ro is None:
+            ro = (sb._fs_default or {}).get("ro", ("@system",))
+        kw = dict(kw, fs_ro=list(dict.fromkeys(list(ro) + program_paths(argv))))
+    return argv, kw
 
 
 @pytest.fixture

@@ -120,6 +120,34 @@ def test_ini_profile_path_is_relative_to_the_ini_file(inner):
 
 
 @needs_core
+def test_the_readme_example_runs_as_written(inner):
+    """Under grader a run's cwd is an empty scratch directory and Landlock shows it the system
+    only: the files its words name, relative to the test's working directory, are made
+    absolute and readable, as `sandbox grade` does for a solution; nothing else is."""
+    inner.makeini("""
+        [pytest]
+        sandbox_profile = grader
+        sandbox_timeout = 2s
+    """)
+    (inner.path / "sum.py").write_text("a, b = map(int, input().split())\nprint(a + b)\n")
+    (inner.path / "secret.txt").write_text("not for the program\n")
+    inner.makepyfile("""
+        import os
+        import pytest
+
+        @pytest.mark.sandbox(memory="256M", cpu_time=1)
+        def test_sum(sandbox):
+            assert sandbox.check_output(["python3", "sum.py"], stdin="3 4\\n") == "7\\n"
+
+        def test_nothing_else_is_readable(sandbox):
+            r = sandbox.run(["python3", "-c", "open(%r)" % os.path.abspath("secret.txt")])
+            if r.landlock and r.landlock["available"]:
+                assert r.verdict == "NONZERO_EXIT" and b"PermissionError" in r.stderr, r
+    """)
+    inner.runpytest(*PLUGIN).assert_outcomes(passed=2)
+
+
+@needs_core
 def test_closest_marker_wins_over_ini(inner):
     inner.makeini("""
         [pytest]

@@ -54,7 +54,7 @@ import uuid
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 from . import builtin, jobthreads, landlock, runslots
-from .limits import parse_seconds, parse_size
+from .limits import format_size, parse_memory, parse_seconds, parse_size
 from .result import Result
 
 __all__ = ["Job", "JobResult", "Problem", "JobsFileError", "BatchInterrupted", "KEYS",
@@ -335,7 +335,7 @@ class _EntryChecker:
 
         limits = {}
         for key, parse in (("time_limit", parse_seconds), ("wall_limit", parse_seconds),
-                           ("memory_limit", parse_size), ("output_limit", parse_size)):
+                           ("memory_limit", parse_memory), ("output_limit", parse_size)):
             value = entry.get(key)
             if value is None:
                 continue
@@ -657,14 +657,7 @@ def _run(job: Job, profile: str, batch_key, user=None, zygote=True) -> Result:
 
 
 def _fmt_size(n) -> str:
-    if n is None:
-        return "?"
-    for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
-        if n >= size and n % size == 0:
-            return "%d%s" % (n // size, unit)
-        if n >= size:
-            return "%.1f%s" % (n / size, unit)
-    return "%d bytes" % n
+    return "?" if n is None else format_size(n)
 
 
 def _fmt_s(seconds) -> str:

@@ -389,7 +389,7 @@ def run_exit_status(result) -> int:
 
 def cmd_run(args) -> int:
     from .runner import INHERIT, PIPE, Sandbox, SetupRefused
-    from .limits import parse_seconds, parse_size
+    from .limits import parse_memory, parse_seconds, parse_size
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
@@ -405,7 +405,8 @@ def cmd_run(args) -> int:
                      strict=args.strict, enosys_stub=not args.no_enosys_stub,
                      args_like_libseccomp=args.args_like_libseccomp,
                      cpu_time=parse_seconds(args.time_limit),
-                     timeout=parse_seconds(args.wall_limit), memory=parse_size(args.memory_limit),
+                     timeout=parse_seconds(args.wall_limit),
+                     memory=parse_memory(args.memory_limit),
                      output_limit=parse_size(args.output_limit),
                      file_size=parse_size(args.file_size_limit), processes=args.processes,
                      open_files=args.open_files, env=args.env, inherit_env=args.inherit_env,

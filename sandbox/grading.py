@@ -51,7 +51,7 @@ from . import batch, checkers
 from .batch import Job, JobResult
 from .checkers import Checker, CheckerSpecError
 from .landlock import SYSTEM
-from .limits import parse_seconds, parse_size
+from .limits import parse_memory, parse_seconds, parse_size
 from .result import Result
 
 __all__ = ["grade", "GradeReport", "TestResult", "Test", "GradeError", "load_tests",
@@ -218,6 +218,8 @@ def _setting(key: str, value, base: str):
             '"2s"' if key in ("time_limit", "wall_limit") else '"256M"', batch._kind(value)))
     if key in ("time_limit", "wall_limit"):
         return parse_seconds(value)
+    if key == "memory_limit":
+        return parse_memory(value)
     size = parse_size(value)
     if not size:
         raise ValueError("must be positive")
@@ -328,7 +330,7 @@ def load_tests(tests_dir, solution_cmd: Sequence[str], *, checker="exact", time_
     try:
         fallback = {"time_limit": parse_seconds(time_limit) or DEFAULT_TIME_LIMIT,
                     "wall_limit": parse_seconds(wall_limit),
-                    "memory_limit": parse_size(memory_limit) or DEFAULT_MEMORY_LIMIT,
+                    "memory_limit": parse_memory(memory_limit) or DEFAULT_MEMORY_LIMIT,
                     "output_limit": parse_size(output_limit), "points": 1,
                     "checker": checkers.parse(checker, base)}
     except ValueError as e:

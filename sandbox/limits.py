@@ -7,6 +7,9 @@ import re
 from typing import Optional
 
 DEFAULT_OUTPUT_LIMIT = 64 << 20   # bytes kept per captured stream unless told otherwise
+# Below this no program starts: with 1K, `true` ended with status 127 and not a word (the
+# dynamic loader could not map its libraries); Docker refuses less than 6M
+MIN_MEMORY = 1 << 20
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.I)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -28,6 +31,27 @@ def parse_size(value) -> Optional[int]:
     if not m:
         raise ValueError("bad size %r: use bytes or a number with K, M, G or T (e.g. 256M)" % value)
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def parse_memory(value) -> Optional[int]:
+    """A memory limit in bytes (parse_size), refused below MIN_MEMORY."""
+    memory = parse_size(value)
+    if memory is not None and memory < MIN_MEMORY:
+        if memory == 0:
+            raise ValueError("memory limit must be positive, got 0")
+        raise ValueError("memory limit %s is below the minimum of 1M: no program starts in less"
+                         % format_size(memory))
+    return memory
+
+
+def format_size(n: int) -> str:
+    """A size for people: 64M, 1.5G, 100 bytes."""
+    for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if n >= size and n % size == 0:
+            return "%d%s" % (n // size, unit)
+        if n >= size:
+            return "%.1f%s" % (n / size, unit)
+    return "%d bytes" % n
 
 
 def parse_seconds(value) -> Optional[float]:
@@ -69,15 +93,13 @@ class Limits:
             output = DEFAULT_OUTPUT_LIMIT
         elif isinstance(output, float) and math.isinf(output):
             output = 0  # the C supervisor's "unlimited"
-        for name, value in (("memory", memory), ("output", output)):
-            if value is not None and not isinstance(value, str) and value == 0 and name == "memory":
-                raise ValueError("memory limit must be positive, got 0")
+        memory = parse_memory(memory)
         for name, value in (("processes", processes), ("open_files", open_files)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 1):
                 raise ValueError("%s must be a positive integer, got %r" % (name, value))
         return cls(cpu_time=parse_seconds(cpu_time), wall_time=parse_seconds(wall_time),
-                   memory=parse_size(memory), output=parse_size(output), processes=processes,
+                   memory=memory, output=parse_size(output), processes=processes,
                    file_size=parse_size(file_size), open_files=open_files,
                    stack=parse_size(stack))
 

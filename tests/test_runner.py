@@ -275,6 +275,17 @@ def test_other_setup_errors(docker, tmp_path):
     assert r.verdict == "SETUP_ERROR" and r.setup_error["stage"] == "argv"
 
 
+def test_a_memory_limit_too_small_to_start_anything_is_refused():
+    """1K used to end `true` with status 127 and no word why (its loader could not map libc)."""
+    from sandbox.limits import Limits
+    for small in ("1k", "100K", 4096, (1 << 20) - 1):
+        with pytest.raises(ValueError, match="below the minimum of 1M"):
+            Limits.build(memory=small)
+    assert Limits.build(memory="1M").memory == 1 << 20
+    p = sandbox_cli("--memory-limit", "1k", "--", "true")
+    assert p.returncode == 125 and b"memory limit 1K is below the minimum of 1M" in p.stderr
+
+
 def test_a_command_given_as_one_string_is_refused_with_the_list_to_write(docker):
     """Not split into characters, one argument each (a str is a sequence too)."""
     for cmd in ("echo hi", b"echo hi", pathlib.Path("/bin/true")):

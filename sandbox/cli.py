@@ -14,16 +14,19 @@ from .policy import action_name
 EXIT_OK = 0
 EXIT_PROFILE = 1      # the profile was refused (the message names the JSON path)
 EXIT_USAGE = 2        # bad command line (sandbox run has its own, see RUN_EPILOG)
+EXIT_WRAPPER_FAILED = 125   # run, learn: the sandbox failed, a bad command line included
 
 EPILOG = """\
 PROFILE is a path to a Docker/moby, OCI (linux.seccomp or a whole config.json) or
 containers-common/podman seccomp JSON profile, or a built-in name (see `sandbox profiles`).
 
-exit status:
+exit status of the profile commands (compile, explain, check, profiles):
   0  success
   1  the profile was refused: the message gives the JSON path of the offending value
      (with --strict, warnings count as errors too)
   2  bad command line
+run and learn pass on the command's own status (125-127 and 128+N their own, as coreutils'
+timeout does); batch and grade have theirs: see `sandbox COMMAND --help`.
 """
 
 
@@ -80,8 +83,19 @@ def _command(sub, name: str, summary: str, description: str) -> argparse.Argumen
     return p
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, with the exit status of a bad command line its command's own: 2, but
+    125 for `run` and `learn`, which like coreutils' timeout keep the codes below for the
+    command they run and 125 for their own failures."""
+    usage_exit = EXIT_USAGE
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(self.usage_exit, "%s: error: %s\n" % (self.prog, message))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sandbox",
         description="Compile Docker/OCI seccomp profiles to BPF and run commands under them.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
@@ -163,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="capture stdout/stderr and print one JSON Result")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARG...")
     p.set_defaults(func=cmd_run)
+    p.usage_exit = EXIT_WRAPPER_FAILED
 
     p = sub.add_parser("learn", help="run a command and write the profile it needs",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -192,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "without the summary on stderr")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARG...")
     p.set_defaults(func=cmd_learn)
+    p.usage_exit = EXIT_WRAPPER_FAILED
 
     from . import batch
     batch.add_parser(sub)
@@ -225,8 +241,9 @@ exit status (like coreutils timeout):
          also with --report-denials, where the supervisor kills it in the kernel's place;
          137 = SIGKILL, e.g. an output or memory limit)
   124    a time limit (CPU or wall) was hit
-  125    the sandbox itself failed: bad profile, a profile that denies execve, a missing
-         --fs-ro/--fs-rw path, no Landlock in the kernel, set-up error
+  125    the sandbox itself failed: a bad command line or option value, bad profile, a
+         profile that denies execve, a missing --fs-ro/--fs-rw path, no Landlock in the
+         kernel, set-up error
   126    the command was found but could not be executed
   127    the command was not found
 """
@@ -243,11 +260,16 @@ is written whenever the command ran, even if it failed.
 """
 
 
+def _usage_error(message: str):
+    print("sandbox: %s" % message, file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
 def _int_arg(text: str) -> int:
     try:
         value = int(text, 0)
     except ValueError:
-        raise SystemExit("sandbox: argument %r is not a number (decimal or 0x hex)" % text)
+        _usage_error("argument %r is not a number (decimal or 0x hex)" % text)
     if value < 0:
         value &= 0xFFFFFFFFFFFFFFFF  # -1 means all ones, as a C caller would pass it
     if value > 0xFFFFFFFFFFFFFFFF:
@@ -321,7 +343,7 @@ def cmd_explain(args) -> int:
     policy = _require_policy(load_policy(args), args.profile)
     _print_warnings(policy)
     if len(args.args) > 6:
-        raise SystemExit("sandbox: a syscall has at most 6 arguments")
+        _usage_error("a syscall has at most 6 arguments")
     call_args = [_int_arg(a) for a in args.args]
     syscall = args.syscall
     if syscall.isdigit() or syscall.lower().startswith("0x"):
@@ -517,7 +539,11 @@ def _terminate(signum, frame):
 def main(argv=None) -> int:
     import signal
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # (said by the command's parser: its usage, its exit status)
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices.get(args.command, parser).error(
+            "unrecognized arguments: %s" % " ".join(unknown))
     if threading_main():
         signal.signal(signal.SIGTERM, _terminate)
     try:

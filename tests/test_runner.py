@@ -368,6 +368,27 @@ def test_cli_exit_status_127_for_a_missing_command():
     assert b"not found" in p.stderr
 
 
+def test_cli_a_bad_command_line_of_run_is_125_and_shows_runs_usage():
+    """Like coreutils' timeout: the codes below 125 belong to the command."""
+    for args in (["--bogus", "--", "true"], ["--log-backend", "foo", "--", "true"],
+                 ["--time-limit", "abc", "--", "true"], ["--env", "FOO", "--", "true"], []):
+        p = sandbox_cli(*args)
+        assert p.returncode == 125, (args, p.stderr)
+        assert b"usage: sandbox [-h]" not in p.stderr, p.stderr    # not the top level's
+    assert b"usage: sandbox run" in sandbox_cli("--bogus", "--", "true").stderr
+
+
+def test_cli_usage_errors_of_the_other_commands_are_2():
+    env = dict(os.environ, PYTHONPATH=str(S.REPO))
+    for args in (["explain", "default", "socket", "AF_INET"], ["explain", "default", "nosuch"],
+                 ["grade", "--bogus"], ["compile", "--bogus", "default"]):
+        p = subprocess.run([sys.executable, "-m", "sandbox", *args], env=env,
+                           capture_output=True, timeout=60)
+        assert p.returncode == 2, (args, p.stderr)
+        if "--bogus" in args:
+            assert b"usage: sandbox %s" % args[0].encode() in p.stderr, p.stderr
+
+
 @pytest.mark.parametrize("reports", [False, True])
 def test_cli_exit_status_159_when_the_filter_kills(profile_file, reports):
     """With --report-denials the supervisor kills in the kernel's place (SIGKILL): the status

@@ -757,7 +757,7 @@ def _worker_name() -> str:
     global _worker
     pid = os.getpid()
     if _worker[0] != pid:
-        _worker = (pid, "%s:%d" % (socket.gethostname(), pid))
+        _worker = (pid, "%s:%d" % (socket.gethostname() or "localhost", pid))
     return _worker[1]
 
 

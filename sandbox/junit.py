@@ -9,7 +9,8 @@
           <system-err>stderr (at most 64 KiB)</system-err>
         </testcase>
 
-A job that failed is a <failure> (type: its verdict); one that never ran because of a set-up
+A job that failed is a <failure> (type: its verdict, or WrongExitStatus or WrongOutput when it
+ended on its own but not as expected); one that never ran because of a set-up
 error (SETUP_ERROR) or a bad entry in the jobs file (type "BadJob") is an <error>; jobs stopped
 or never started because of Ctrl-C are <skipped>. Text is sanitised to what XML 1.0 allows.
 """
@@ -168,6 +169,9 @@ def build(results: Iterable, *, problems: Iterable = (), not_run: Iterable = (),
             total_time += r.wall_time or 0.0
             tc = _testcase(suite, jr.job.name, r.wall_time, classname)
             verdict = getattr(jr, "verdict", None) or r.verdict
+            if verdict in ("OK", "NONZERO_EXIT"):  # it ran, and an expectation failed
+                verdict = ("WrongExitStatus" if r.exit_code != jr.job.expect_exit
+                           else "WrongOutput")
             if jr.interrupted:
                 counts["skipped"] += 1
                 ET.SubElement(tc, "skipped", {"message": clean(

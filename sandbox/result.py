@@ -131,7 +131,10 @@ class Result:
             parts.append("signal %s" % self.signal_name)
         parts.append("wall %.3fs cpu %.3fs" % (self.wall_time, self.cpu_time))
         if self.peak_memory is not None:
-            parts.append("mem %.1f MiB" % (self.peak_memory / 1048576))
+            # without a cgroup, rusage gives only an upper bound (the supervisor's size at the
+            # fork may be counted: see memory_source)
+            parts.append("mem %s%.1f MiB" % ("<= " if self.memory_source == "rusage-upper-bound"
+                                             else "", self.peak_memory / 1048576))
         return " ".join(parts)
 
     def to_json(self) -> dict:

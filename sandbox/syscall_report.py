@@ -142,8 +142,12 @@ def summary_lines(seccomp_log: Optional[dict], limit: int = 20) -> List[str]:
     how = "%s backend, %s" % (seccomp_log["backend"],
                               "complete" if seccomp_log["complete"] else
                               "INCOMPLETE: %s" % (seccomp_log.get("reason") or "records lost"))
-    lines.append("seccomp: %d call%s logged or denied in %d syscall%s (%s)" % (
-        total, "" if total == 1 else "s", len(entries), "" if len(entries) == 1 else "s", how))
+    if total == 0 and not entries:
+        lines.append("seccomp: no call logged or denied (%s)" % how)
+    else:
+        lines.append("seccomp: %d call%s logged or denied in %d syscall%s (%s)" % (
+            total, "" if total == 1 else "s", len(entries), "" if len(entries) == 1 else "s",
+            how))
     for e in entries[:limit]:
         lines.append("  %-16s x%-7d first: %s" % (action_text(e), e["count"],
                                                     call_text(e["first"])))

@@ -712,6 +712,15 @@ def test_the_cli_does_not_hold_every_jobs_output_until_the_end(tmp_path):
     assert peak_kib < 160 * 1024, peak_kib                   # far below 240 MiB
 
 
+def test_junit_names_a_failed_expectation_not_the_verdict():
+    from sandbox import junit
+    results = [_fake_result("status", "NONZERO_EXIT", False, ["exit status 3, expected 0"],
+                            exit_code=3),
+               _fake_result("output", "OK", False, ["stdout differs"], exit_code=0, index=1)]
+    cases = junit.build(results).getroot().find("testsuite").findall("testcase")
+    assert [c.find("failure").get("type") for c in cases] == ["WrongExitStatus", "WrongOutput"]
+
+
 def test_junit_shape_counts_and_sanitising(tmp_path):
     from sandbox import junit
     results = [
@@ -721,7 +730,8 @@ def test_junit_shape_counts_and_sanitising(tmp_path):
         _fake_result("broken", "SETUP_ERROR", False, ["SETUP_ERROR: x: command not found"],
                      index=2, setup_error={"message": "x: command not found"}),
         _fake_result("wrong", "OK", False, ['stdout differs from expect_stdout at line 1: '
-                                            'got "<a&b>", expected "]]>"'], index=4),
+                                            'got "<a&b>", expected "]]>"'], index=4,
+                     exit_code=0),
     ]
     problems = [batch.Problem("job[3]", 'unknown key "tme" (did you mean "time_limit"?)', 3,
                               "typo"),
@@ -757,6 +767,7 @@ def test_junit_shape_counts_and_sanitising(tmp_path):
     assert bad.text == ('job[3]: unknown key "tme" (did you mean "time_limit"?)\n'
                         'job[3]: missing "cmd"')
     assert cases[4].find("failure").get("message").endswith('got "<a&b>", expected "]]>"')
+    assert cases[4].find("failure").get("type") == "WrongOutput"     # not its verdict, OK
     assert cases[5].find("skipped").get("message") == "interrupted (Ctrl-C) before it started"
     assert out.read_bytes().startswith(b"<?xml version='1.0' encoding='UTF-8'?>")
 

@@ -9,7 +9,8 @@ Jobs file (TOML: ``[[job]]`` tables; JSON lines: one object per line, same keys)
     env = { LANG = "C" }                # added to PATH, LANG, HOME
     cwd = "work"                        # relative to the jobs file (default: its directory)
     time_limit = "2s"                   # CPU; wall_limit, memory_limit = "256M",
-    output_limit = "1M"                 # processes = 40
+    output_limit = "1M"                 # processes = 40, file_size_limit, open_files,
+                                        # stack_limit (default: --time-limit & co.)
     profile = "no-network"              # built-in name or path (relative to the jobs file)
     fs_ro = ["@system", "data"]         # Landlock: what it may read (fs_rw: where it may write)
     expect_stdout = "42\\n"              # or expect_file = "hello.out"
@@ -67,8 +68,13 @@ EXIT_BAD_FILE = 2
 EXIT_INTERRUPTED = 130
 
 KEYS = ("name", "cmd", "stdin", "stdin_file", "env", "cwd", "time_limit", "wall_limit",
-        "memory_limit", "output_limit", "processes", "profile", "fs_ro", "fs_rw",
-        "expect_stdout", "expect_file", "expect_exit")
+        "memory_limit", "output_limit", "processes", "file_size_limit", "open_files",
+        "stack_limit", "profile", "fs_ro", "fs_rw", "expect_stdout", "expect_file",
+        "expect_exit")
+
+# the limits a job may set, which --time-limit & co. give to the jobs that set none
+LIMIT_KEYS = ("time_limit", "wall_limit", "memory_limit", "output_limit", "processes",
+              "file_size_limit", "open_files", "stack_limit")
 
 # names people reach for, and the key they mean (checked before the spelling suggestion)
 _ALIASES = {
@@ -79,6 +85,8 @@ _ALIASES = {
     "expected_stdout": "expect_stdout", "expected_output": "expect_stdout",
     "stdout": "expect_stdout", "expected_exit": "expect_exit", "exit_code": "expect_exit",
     "expect_exit_code": "expect_exit", "expected_file": "expect_file",
+    "stack": "stack_limit", "file_size": "file_size_limit", "fsize": "file_size_limit",
+    "nofile": "open_files", "max_open_files": "open_files",
     "environment": "env", "workdir": "cwd", "dir": "cwd", "read_only": "fs_ro",
     "readonly": "fs_ro", "writable": "fs_rw", "read_write": "fs_rw",
 }
@@ -121,6 +129,9 @@ class Job:
     memory_limit: Optional[int] = None
     output_limit: Optional[int] = None
     processes: Optional[int] = None
+    file_size_limit: Optional[int] = None  # bytes (RLIMIT_FSIZE)
+    open_files: Optional[int] = None      # RLIMIT_NOFILE
+    stack_limit: Optional[int] = None     # bytes (RLIMIT_STACK)
     profile: Optional[str] = None         # built-in name or absolute path; None: the batch's
     fs_ro: Optional[Tuple[str, ...]] = None   # Landlock lists (absolute paths, @system,
     fs_rw: Optional[Tuple[str, ...]] = None   # @scratch); None: the profile's default
@@ -335,7 +346,8 @@ class _EntryChecker:
 
         limits = {}
         for key, parse in (("time_limit", parse_seconds), ("wall_limit", parse_seconds),
-                           ("memory_limit", parse_memory), ("output_limit", parse_size)):
+                           ("memory_limit", parse_memory), ("output_limit", parse_size),
+                           ("file_size_limit", parse_size), ("stack_limit", parse_size)):
             value = entry.get(key)
             if value is None:
                 continue
@@ -348,16 +360,19 @@ class _EntryChecker:
                 limits[key] = parse(value)
             except ValueError as e:
                 self.bad('"%s": %s' % (key, e))
-        procs = entry.get("processes")
-        if procs is not None:
-            value = procs
+        for key in ("processes", "open_files"):
+            given = entry.get(key)
+            if given is None:
+                continue
+            value = given
             if isinstance(value, str) and value.strip().isdigit():
                 value = int(value)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                self.bad('"processes" must be a positive integer, got %s'
-                         % (json.dumps(procs) if isinstance(procs, (int, str)) else _kind(procs)))
+                self.bad('"%s" must be a positive integer, got %s'
+                         % (key, json.dumps(given) if isinstance(given, (int, str))
+                            else _kind(given)))
             else:
-                limits["processes"] = value
+                limits[key] = value
 
         profile = self.string(entry, "profile")
         if profile is not None:
@@ -629,7 +644,8 @@ def _error_result(job: Job, profile: str, stage: str, message: str) -> Result:
                                "message": message},
                   limits={"cpu_time": job.time_limit, "wall_time": job.wall_limit,
                           "memory": job.memory_limit, "output": job.output_limit,
-                          "processes": job.processes})
+                          "processes": job.processes, "file_size": job.file_size_limit,
+                          "open_files": job.open_files, "stack": job.stack_limit})
 
 
 def _run(job: Job, profile: str, batch_key, user=None, zygote=True) -> Result:
@@ -647,6 +663,8 @@ def _run(job: Job, profile: str, batch_key, user=None, zygote=True) -> Result:
                       env=job.env or None, cwd=job.cwd, cpu_time=job.time_limit,
                       timeout=job.wall_limit, memory=job.memory_limit,
                       output_limit=job.output_limit, processes=job.processes,
+                      file_size=job.file_size_limit, open_files=job.open_files,
+                      stack=job.stack_limit,
                       fs_ro=list(job.fs_ro) if job.fs_ro is not None else None,
                       fs_rw=list(job.fs_rw) if job.fs_rw is not None else None)
     except Exception as e:
@@ -1046,7 +1064,8 @@ object per line; .jsonl/.json, or sniffed), "-" for stdin:
   env = { KEY = "value" }
   cwd = "dir"                            # default: the jobs file's directory
   time_limit = "2s"  wall_limit = "5s"  memory_limit = "256M"
-  output_limit = "1M"  processes = 40
+  output_limit = "1M"  processes = 40    # default: --time-limit & co.
+  file_size_limit = "16M"  open_files = 64  stack_limit = "8M"
   profile = "no-network"                 # built-in name or file (default: --profile)
   fs_ro = ["@system", "data"]            # Landlock: read-only paths; fs_rw = ["@scratch"]
   expect_stdout = "42\\n"  or  expect_file = "hello.out"
@@ -1083,6 +1102,28 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1, got %d" % value)
     return value
+
+
+def _limit(parse):
+    """An argparse type from a limits parser (its ValueError becomes a usage error)."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e))
+    return convert
+
+
+def with_default_limits(jobs: Sequence[Job], **defaults) -> List[Job]:
+    """The jobs, each limit a job does not set taken from defaults (LIMIT_KEYS, None: none)."""
+    given = {k: v for k, v in defaults.items() if v is not None}
+    unknown = set(given) - set(LIMIT_KEYS)
+    if unknown:
+        raise TypeError("not a job limit: %s" % ", ".join(sorted(unknown)))
+    if not given:
+        return list(jobs)
+    return [dataclasses.replace(job, **{k: v for k, v in given.items()
+                                        if getattr(job, k) is None}) for job in jobs]
 
 
 def _seconds(text: str) -> float:
@@ -1131,6 +1172,18 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grace", metavar="S", type=_seconds, default=GRACE_S,
                    help="on Ctrl-C, seconds running jobs may still finish before they are "
                         "killed (default: %g)" % GRACE_S)
+    g = p.add_argument_group("limits of the jobs that set none of their own (default: none, "
+                             "but 64M of output kept per stream)")
+    g.add_argument("--time-limit", metavar="S", type=_limit(parse_seconds),
+                   help="CPU seconds (time_limit)")
+    g.add_argument("--wall-limit", metavar="S", type=_limit(parse_seconds),
+                   help="wall-clock seconds (wall_limit; default: 2 x CPU + 1 with a CPU limit)")
+    g.add_argument("--memory-limit", metavar="SIZE", type=_limit(parse_memory),
+                   help="e.g. 256M (memory_limit)")
+    g.add_argument("--output-limit", metavar="SIZE", type=_limit(parse_size),
+                   help="bytes kept per captured stream (output_limit)")
+    g.add_argument("--processes", metavar="N", type=_positive_int,
+                   help="tasks in a job's tree (processes)")
     g = p.add_argument_group("where jobs run")
     g.add_argument("--executor", choices=("threads", "processes", "dask"), default="threads",
                    help="threads of this process (the default), a pool of processes here, or "
@@ -1281,6 +1334,9 @@ def _cmd_batch(args) -> int:
     if not jobs:
         print("sandbox batch: %s: no valid jobs to run" % shown, file=err)
         return EXIT_BAD_FILE
+    jobs = with_default_limits(jobs, time_limit=args.time_limit, wall_limit=args.wall_limit,
+                               memory_limit=args.memory_limit, output_limit=args.output_limit,
+                               processes=args.processes)
 
     default_profile = args.profile
     if default_profile != builtin.UNCONFINED and builtin.path(default_profile) is None:

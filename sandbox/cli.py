@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--processes", metavar="N", type=int,
                    help="tasks in the tree (cgroup pids.max, else RLIMIT_NPROC of the user)")
     g.add_argument("--open-files", metavar="N", type=int, help="RLIMIT_NOFILE")
+    g.add_argument("--stack-limit", metavar="SIZE", help="RLIMIT_STACK")
     g = p.add_argument_group("environment")
     g.add_argument("--stdin", metavar="FILE", help="read stdin from FILE ('-': the stdin "
                    "sandbox was given, e.g. a pipe; default: /dev/null)")
@@ -431,6 +432,7 @@ def cmd_run(args) -> int:
                      memory=parse_memory(args.memory_limit),
                      output_limit=parse_size(args.output_limit),
                      file_size=parse_size(args.file_size_limit), processes=args.processes,
+                     stack=parse_size(args.stack_limit),
                      open_files=args.open_files, env=args.env, inherit_env=args.inherit_env,
                      cwd=args.cwd, user=args.user,
                      pid_namespace=False if args.no_pid_namespace else None,

@@ -135,6 +135,9 @@ def test_toml_job_with_every_key(tmp_path):
         memory_limit = "256M"
         output_limit = 1024
         processes = "40"
+        file_size_limit = "16M"
+        open_files = 64
+        stack_limit = "8M"
         profile = "my.json"
         fs_ro = ["@system", "in.txt"]
         fs_rw = ["@scratch", "work"]
@@ -156,6 +159,7 @@ def test_toml_job_with_every_key(tmp_path):
     assert full.cwd == str(tmp_path / "work")
     assert (full.time_limit, full.wall_limit) == (1.5, 3.0)
     assert (full.memory_limit, full.output_limit, full.processes) == (256 << 20, 1024, 40)
+    assert (full.file_size_limit, full.open_files, full.stack_limit) == (16 << 20, 64, 8 << 20)
     assert full.profile == str(tmp_path / "my.json")
     assert full.expect_file == str(tmp_path / "want.out") and full.expect_exit == 2
     assert full.fs_ro == ("@system", str(tmp_path / "in.txt"))
@@ -214,8 +218,9 @@ ENTRY_ERRORS = [
     ('tme_limit = "2s"', 'unknown key "tme_limit" (did you mean "time_limit"?)'),
     ("timeout = 3", 'unknown key "timeout" (did you mean "wall_limit"?)'),
     ("zzz = 1", 'unknown key "zzz" (known keys: name, cmd, stdin, stdin_file, env, cwd, '
-                "time_limit, wall_limit, memory_limit, output_limit, processes, profile, "
-                "fs_ro, fs_rw, expect_stdout, expect_file, expect_exit)"),
+                "time_limit, wall_limit, memory_limit, output_limit, processes, "
+                "file_size_limit, open_files, stack_limit, profile, fs_ro, fs_rw, "
+                "expect_stdout, expect_file, expect_exit)"),
     ('cmd = "echo hi"', '"cmd" must be a list of strings, not a string: write ["echo", "hi"]'),
     ('cmd = "ls | wc -l"', '"cmd" must be a list of strings, not a string: for shell syntax '
                            'write ["sh", "-c", "ls | wc -l"]'),
@@ -232,6 +237,12 @@ ENTRY_ERRORS = [
     ("time_limit = [1]", '"time_limit" must be a number or a string like "2s", got a list'),
     ("processes = 0", '"processes" must be a positive integer, got 0'),
     ('processes = "many"', '"processes" must be a positive integer, got "many"'),
+    ("open_files = -1", '"open_files" must be a positive integer, got -1'),
+    ('stack_limit = "big"',
+     "\"stack_limit\": bad size 'big': use bytes or a number with K, M, G or T (e.g. 256M)"),
+    ('memory_limit = "1k"', '"memory_limit": memory limit 1K is below the minimum of 1M: no '
+                            'program starts in less'),
+    ('stack = "8M"', 'unknown key "stack" (did you mean "stack_limit"?)'),
     ("stdin = 3", '"stdin" must be a string, got an integer'),
     ("env = { N = 3 }", '"env"."N" must be a string, got an integer (quote it: "3")'),
     ('env = "A=1"', '"env" must be a table of strings, got a string'),
@@ -820,6 +831,55 @@ def run_cli(prefix, *args, **kw):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run(prefix + [str(a) for a in args], capture_output=True, text=True,
                           env=env, timeout=60, **kw)
+
+
+def test_limits_a_job_sets_reach_its_run(tmp_path):
+    jobs, problems = load_jobs(write(tmp_path / "jobs.toml", """\
+        [[job]]
+        name = "limits"
+        cmd = ["sh", "-c", "ulimit -f; ulimit -n; ulimit -s"]
+        file_size_limit = "1M"
+        open_files = 64
+        stack_limit = "4M"
+        """))
+    assert problems == []
+    (jr,) = run_batch(jobs, jobs_parallel=1, default_profile="default")
+    assert jr.result.stdout.split() == [b"2048", b"64", b"4096"], jr.result   # 512-byte blocks
+    assert (jr.result.limits["file_size"], jr.result.limits["open_files"],
+            jr.result.limits["stack"]) == (1 << 20, 64, 4 << 20)
+
+
+def test_batch_wide_limits_go_to_the_jobs_that_set_none():
+    own = job("own", ["true"], time_limit=5.0, memory_limit=64 << 20)
+    bare = job("bare", ["true"], index=1)
+    got = batch.with_default_limits([own, bare], time_limit=1.0, wall_limit=2.0,
+                                    memory_limit=None, processes=10)
+    assert (got[0].time_limit, got[0].wall_limit, got[0].memory_limit, got[0].processes) == (
+        5.0, 2.0, 64 << 20, 10)
+    assert (got[1].time_limit, got[1].wall_limit, got[1].memory_limit, got[1].processes) == (
+        1.0, 2.0, None, 10)
+    with pytest.raises(TypeError):
+        batch.with_default_limits([bare], cpu=1)
+
+
+def test_cli_batch_wide_limits(cli, tmp_path):
+    jobs = write(tmp_path / "jobs.toml", """\
+        [[job]]
+        name = "spin"
+        cmd = ["sh", "-c", "while :; do :; done"]
+
+        [[job]]
+        name = "patient"
+        cmd = ["sleep", "0.5"]
+        wall_limit = "20s"
+        """)
+    p = run_cli(cli, jobs, "--wall-limit", "0.3", "--results", tmp_path / "r.jsonl")
+    assert p.returncode == 1, p.stderr
+    rows = {r["job"]: r for r in map(json.loads, (tmp_path / "r.jsonl").read_text().splitlines())}
+    assert rows["spin"]["verdict"] == "TIME_LIMIT" and rows["spin"]["limits"]["wall_time"] == 0.3
+    assert rows["patient"]["verdict"] == "OK" and rows["patient"]["limits"]["wall_time"] == 20
+    p = run_cli(cli, jobs, "--memory-limit", "1k")
+    assert p.returncode == 2 and "below the minimum of 1M" in p.stderr, p.stderr
 
 
 def test_cli_exit_statuses(cli, tmp_path):

@@ -378,6 +378,12 @@ def test_cli_a_bad_command_line_of_run_is_125_and_shows_runs_usage():
     assert b"usage: sandbox run" in sandbox_cli("--bogus", "--", "true").stderr
 
 
+def test_cli_rlimit_options_reach_the_command():
+    p = sandbox_cli("--stack-limit", "4M", "--open-files", "64", "--file-size-limit", "1M",
+                    "--", "sh", "-c", "ulimit -s; ulimit -n; ulimit -f")
+    assert p.returncode == 0 and p.stdout.split() == [b"4096", b"64", b"2048"], p
+
+
 def test_cli_usage_errors_of_the_other_commands_are_2():
     env = dict(os.environ, PYTHONPATH=str(S.REPO))
     for args in (["explain", "default", "socket", "AF_INET"], ["explain", "default", "nosuch"],

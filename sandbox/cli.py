@@ -463,7 +463,22 @@ def cmd_run(args) -> int:
         from .syscall_report import summary_lines
         for line in summary_lines(result.seccomp_log):
             print("sandbox: " + line, file=sys.stderr)
+    note = _landlock_note(result)
+    if note:
+        print("sandbox: " + note, file=sys.stderr)
     return run_exit_status(result)
+
+
+def _landlock_note(result) -> Optional[str]:
+    """For a run that failed under Landlock: where its EACCES may come from. The filter's
+    report cannot say: Landlock refuses in the kernel, no syscall is denied."""
+    ll = result.landlock
+    if not ll or not ll.get("available") or result.verdict not in ("NONZERO_EXIT", "SIGNALED"):
+        return None
+    return ("the filesystem was restricted by Landlock (a 'Permission denied' outside these "
+            "comes from it): read-only %s; read-write %s; --fs-ro/--fs-rw PATH allow more"
+            % (", ".join(ll.get("ro") or []) or "nothing",
+               ", ".join(ll.get("rw") or []) or "nothing"))
 
 
 def _open_stdin(spec: Optional[str]):

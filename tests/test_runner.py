@@ -384,6 +384,23 @@ def test_cli_rlimit_options_reach_the_command():
     assert p.returncode == 0 and p.stdout.split() == [b"4096", b"64", b"2048"], p
 
 
+def test_cli_a_failure_under_landlock_says_what_it_restricted(tmp_path):
+    """Landlock refuses in the kernel, so the filter's report cannot name it."""
+    from sandbox import landlock
+    try:
+        landlock.kernel_abi()
+    except OSError as e:
+        pytest.skip("no Landlock: %s" % e)
+    hidden = tmp_path / "hidden.txt"
+    hidden.write_text("x")
+    p = sandbox_cli("--profile", "grader", "--", "cat", str(hidden))
+    assert p.returncode == 1 and b"Permission denied" in p.stderr, p.stderr
+    assert b"sandbox: the filesystem was restricted by Landlock" in p.stderr
+    assert b"read-only /usr" in p.stderr
+    p = sandbox_cli("--profile", "grader", "--", "true")
+    assert p.returncode == 0 and b"Landlock" not in p.stderr
+
+
 def test_cli_usage_errors_of_the_other_commands_are_2():
     env = dict(os.environ, PYTHONPATH=str(S.REPO))
     for args in (["explain", "default", "socket", "AF_INET"], ["explain", "default", "nosuch"],

@@ -314,6 +314,25 @@ def absolute_words(argv: Sequence[str], base: str) -> List[str]:
     return out
 
 
+# interpreters whose first argument that is not an option is the program they run
+_INTERPRETERS = re.compile(r"^(python[0-9.]*|pypy[0-9.]*|sh|bash|dash|zsh|node|ruby|perl|"
+                           r"php|lua[0-9.]*|Rscript|julia)$")
+
+
+def _missing_script(cmd: Sequence[str], base: str) -> Optional[str]:
+    """The script an interpreter is asked to run when it does not exist (a typo would give
+    RE on every test, for a reason only the solution's stderr tells), else None."""
+    if not _INTERPRETERS.match(os.path.basename(cmd[0])):
+        return None
+    for word in cmd[1:]:
+        if word == "--":
+            continue
+        if word.startswith("-"):
+            return None   # -c CODE, -m MODULE, options taking values: not a script
+        return None if os.path.exists(os.path.join(base, word)) else word
+    return None
+
+
 def load_tests(tests_dir, solution_cmd: Sequence[str], *, checker="exact", time_limit=None,
                wall_limit=None, memory_limit=None, output_limit=None, env=None,
                base_dir: Optional[str] = None) -> List[Test]:
@@ -326,6 +345,9 @@ def load_tests(tests_dir, solution_cmd: Sequence[str], *, checker="exact", time_
     cmd = absolute_words([os.fspath(w) for w in solution_cmd], base)
     if not cmd:
         raise GradeError("no solution command given")
+    script = _missing_script(cmd, base)
+    if script is not None:
+        raise GradeError("the solution's script %s does not exist (in %s)" % (script, base))
     names = _discover(tests_dir)
     try:
         fallback = {"time_limit": parse_seconds(time_limit) or DEFAULT_TIME_LIMIT,

@@ -358,6 +358,13 @@ def test_bad_arguments_and_profile(tmp_path):
         sandbox.grade(["true"], d, checker="exakt")
     with pytest.raises(GradeError, match="no solution command"):
         sandbox.grade([], d)
+    # a typo in the script's name: said before any test runs, not RE on every test
+    with pytest.raises(GradeError, match=r"the solution's script nosuch\.py does not exist"):
+        load_tests(d, ["python3", "nosuch.py"], base_dir=str(tmp_path))
+    (tmp_path / "sol.py").write_text("")
+    for fine in (["python3", "sol.py"], ["python3", "-c", "pass"], ["sh", "-c", "true"],
+                 ["/usr/bin/python3", "-m", "nosuch"], ["./a.out", "nosuch.txt"]):
+        load_tests(d, fine, base_dir=str(tmp_path))
     with pytest.raises(GradeError, match=r"^profile no-such-profile: "):
         sandbox.grade(["true"], d, profile="no-such-profile")
     with pytest.raises(GradeError, match=r"^user no-such-user-xyz: no such user"):

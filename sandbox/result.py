@@ -46,8 +46,9 @@ class Result:
     time_limit_kind: Optional[str] = None  # "cpu" or "wall" for TIME_LIMIT
     setup_error: Optional[dict] = None     # {"stage", "errno", "errno_name", "message"}
     wall_time: float = 0.0                 # seconds
-    cpu_user: float = 0.0                  # seconds, the process and its reaped descendants
-    cpu_system: float = 0.0
+    cpu_user: float = 0.0                  # seconds (rusage): the main process and the
+    cpu_system: float = 0.0                # descendants it reaped itself, so for a tree less
+                                           # than cpu_time; 0 when the tree was killed first
     cpu_time: float = 0.0                  # whole tree when measured by a cgroup, else user+system
     cpu_source: str = "rusage"             # "cgroup" or "rusage"
     peak_memory: Optional[int] = None      # bytes

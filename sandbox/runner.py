@@ -846,12 +846,15 @@ class Sandbox:
             if notifier is not None:
                 notifier.set_start(start)
             status_fd = -1
+            match = None  # the kernel log's match of the run's records
             ran = None   # (pid, start, cancelled, raw) of a run through a zygote
             # which start is tried: Result.spawn_path, also of a SETUP_ERROR
             spawn_path = "zygote" if zy is not None else None
             try:
                 if zy is not None:
-                    ran = self._zygote_run(zy, args, kw, slots, in_data, watch_kw)
+                    # (the zygote's PID namespace, if any, is not the run's own)
+                    ran = self._zygote_run(zy, args, kw, slots, in_data, dict(
+                        watch_kw, cg_events_fd=cg.events_fd if cg else -1))
                     if ran is not None:
                         zygote_holds_slot = slots is not None
                 if ran is None:
@@ -1108,13 +1111,6 @@ def _ns(seconds) -> int:
     if not seconds:
         return 0
     return min(int(seconds * 1e9), _NS_MAX)
-
-
-def _pidfd_kill(pidfd: int) -> None:
-    try:
-        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 def _kill_and_reap(pid: int) -> None:

@@ -328,6 +328,18 @@ def test_a_background_child_does_not_outlive_its_job(zy):
     _assert_clean([m])
 
 
+def test_a_job_with_a_cgroup_of_its_own_says_the_cgroup_contained_it():
+    """A memory limit gives a zygote's job a cgroup: the supervisor watches that cgroup empty
+    (cgroup.events) and the Result says so."""
+    from sandbox import cgroups
+    caps = cgroups.capabilities()
+    if os.geteuid() != 0 or not (caps.get("kill") and caps.get("memory")):
+        pytest.skip("needs root and cgroup v2 kill and memory: %s" % caps)
+    with Sandbox(S.docker_default(), zygote=True) as sb:
+        r = sb.run(["sh", "-c", "sleep 30 & exit 0"], memory="64M", timeout=30)
+    assert (r.verdict, r.spawn_path, r.containment) == ("OK", "zygote", "cgroup"), r
+
+
 @pytest.mark.parametrize("pid_namespace", [True, False])
 def test_a_daemon_does_not_outlive_its_job_without_a_cgroup(pid_namespace):
     """setsid + double fork leave the job's group and session; without a cgroup of the job's

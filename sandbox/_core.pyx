@@ -557,6 +557,7 @@ cdef extern from "watch.h" nogil:
         int64_t cpu_base_ns
         sb_notify *notify
         int abort
+        int remote
         int status
         rusage ru
         int64_t wall_ns
@@ -1183,9 +1184,12 @@ def zygote_run(int zygote_sock, release, bytes exe, list argv, list envp, cwd, s
     w.in_len = len(in_data)
     w.out.fd = ours[1]
     w.err.fd = ours[2]
+    if start_ns == 0:   # (a zygote always says when it started the job)
+        start_ns = sb_now_ns()
     w.start_ns = start_ns
     _watch_limits(&w, output_limit, wall_limit_ns, cpu_limit_ns, cg_cpu_fd, cg_kill_fd,
                   cg_events_fd, drain_ns, cpu_base_ns)
+    w.remote = 1   # (as sb_watch sets it: the zygote's child, killed through its pidfd)
     if sb_running_add(res.pidfd) < 0:
         sb_watch_kill_tree(&w)   # (nothing could cancel it)
     try:

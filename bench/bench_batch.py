@@ -9,13 +9,16 @@ Rows, measured in alternating rounds of the same run (medians):
 - ThreadPoolExecutor(P) of subprocess.run(capture_output=True), unsandboxed.
 Ratios are against xargs: of the medians, and the median of each round's own ratio. Then the
 target alone: the zygote batch against xargs in alternating rounds, with the 95% confidence
-interval of the per-round ratio.
+interval of the per-round ratio; beside it xargs run inside one sandbox (its commands under the
+filter, none supervised one by one: the best a supervisor could do) and the CPU the batch's
+supervisor (this process) spent per job.
 usage: bench_batch.py [--true N] [--python N] [-P P] [--rounds R] [--target-rounds R]
 """
 import argparse
 import concurrent.futures
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -92,18 +95,46 @@ def measure(cmd, n, parallel, rounds):
     return rates, paths
 
 
+def xargs_in_a_sandbox(sb, cmd, n, parallel):
+    """xargs itself under the filter: its commands inherit it, and nothing supervises them one
+    by one. What the filter costs the jobs, and so the best any supervisor could do."""
+    head, last = (cmd, "x") if len(cmd) == 1 else (cmd[:-1], cmd[-1])
+    r = sb.run(["xargs", "-P", str(parallel), "-n", "1", "-d", "\n", *head],
+               stdin=("%s\n" % last * n).encode())
+    assert r.verdict == "OK", r.describe()
+
+
+def _self_cpu() -> float:
+    """CPU seconds of this process (all its threads: the batch's supervisor), not its
+    children's."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
 def target(cmd, n, parallel, rounds):
-    """The issue's target on its own: (batch rates, xargs rates) of `rounds` rounds whose
-    order alternates, each row after a short pause. A round of either is over in ~2 s, the
-    VM's speed drifts over seconds: the target needs more rounds than the table above."""
+    """The issue's target on its own, in `rounds` rounds whose order rotates, each row after a
+    short pause: (batch rates, xargs rates, rates of xargs inside one sandbox, the batch's
+    supervisor CPU per job in seconds). A round of either is over in ~2 s, the VM's speed
+    drifts over seconds: the target needs more rounds than the table above."""
+    from sandbox import Sandbox
     jobs = _jobs(cmd, n)
     ours(jobs[:2 * parallel], parallel, True)  # (warm)
-    rows = [lambda: ours(jobs, parallel, True), lambda: xargs(cmd, n, parallel)]
-    rates = ([], [])
-    for i in range(rounds):
-        for k in ((0, 1) if i % 2 == 0 else (1, 0)):
-            rates[k].append(_rate(rows[k], n, SETTLE_S / 2))
-    return rates
+    cpu = []
+
+    def batch_round():
+        before = _self_cpu()
+        ours(jobs, parallel, True)
+        cpu.append((_self_cpu() - before) / n)
+
+    with Sandbox(common.docker_profile()) as sb:
+        rows = [batch_round, lambda: xargs(cmd, n, parallel),
+                lambda: xargs_in_a_sandbox(sb, cmd, n, parallel)]
+        rates = ([], [], [])
+        for i in range(rounds):
+            order = [(k + i) % 3 for k in range(3)]
+            for k in (order if i % 2 == 0 else order[::-1]):
+                rates[k].append(_rate(rows[k], n, SETTLE_S / 2))
+    return rates + (cpu,)
 
 
 def main(argv=None):
@@ -141,14 +172,20 @@ def main(argv=None):
         rows = []
         for (label, cmd), n in zip(WORKLOADS.items(), (args.true, args.python)):
             if n > 0:
-                batch_rates, xargs_rates = target(cmd, n, args.parallel, args.target_rounds)
+                batch_rates, xargs_rates, boxed_rates, cpu = target(cmd, n, args.parallel,
+                                                                    args.target_rounds)
                 rows.append(["%d x `%s`" % (n, label),
                              "%.0f" % statistics.median(batch_rates),
                              "%.0f" % statistics.median(xargs_rates),
                              "%.3f [%.3f-%.3f]" % common.ratio_interval(batch_rates,
-                                                                         xargs_rates)])
+                                                                         xargs_rates),
+                             "%.3f [%.3f-%.3f]" % common.ratio_interval(boxed_rates,
+                                                                         xargs_rates),
+                             "%.0f" % (statistics.median(cpu) * 1e6)])
         print(common.table(["jobs", "batch jobs/s", "xargs jobs/s",
-                            "x xargs, per round: geo. mean [95% CI]"], rows))
+                            "batch / xargs, per round: geo. mean [95% CI]",
+                            "xargs in one sandbox / xargs", "supervisor CPU per job (us)"],
+                           rows))
         print()
 
 

@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    parser.commands = sub.choices   # name -> the command's parser (its usage, its exit status)
 
     p = _command(sub, "compile", "compile a profile to BPF",
                  "Compile a profile to a seccomp BPF program. --format bpf writes the raw struct "
@@ -558,8 +559,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # (said by the command's parser: its usage, its exit status)
-        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        commands.choices.get(args.command, parser).error(
+        parser.commands.get(args.command, parser).error(
             "unrecognized arguments: %s" % " ".join(unknown))
     if threading_main():
         signal.signal(signal.SIGTERM, _terminate)

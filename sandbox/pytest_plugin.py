@@ -238,10 +238,7 @@ def _in_scratch(sb, argv: list, kw: dict) -> tuple:
     from .grading import absolute_words, program_paths
     argv = absolute_words(argv, os.getcwd())
     if "fs_ro" not in kw:
-        ro = sb._fs_lists[0]
-        if ro is None:
-            ro = (sb._fs_default or {}).get("ro", ("@system",))
-        kw = dict(kw, fs_ro=list(dict.fromkeys(list(ro) + program_paths(argv))))
+        kw = dict(kw, fs_ro=list(dict.fromkeys(sb.fs_ro_list + program_paths(argv))))
     return argv, kw
 
 

@@ -403,6 +403,15 @@ class Sandbox:
             raise landlock.FsPathError(str(e.strerror)) from None
         self._ruleset_scratch = scratch
 
+    @property
+    def fs_ro_list(self) -> list:
+        """The read-only list (fs_ro) runs get unless they give their own: this Sandbox's, or
+        its profile's default, or @system."""
+        ro = self._fs_lists[0]
+        if ro is None:
+            ro = (self._fs_default or {}).get("ro", (landlock.SYSTEM,))
+        return list(ro)
+
     def _probe_landlock(self) -> None:
         if self._landlock_abi is None and self._landlock_missing is None:
             try:

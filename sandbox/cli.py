@@ -555,7 +555,6 @@ def _terminate(signum, frame):
 
 
 def main(argv=None) -> int:
-    import signal
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # (said by the command's parser: its usage, its exit status)

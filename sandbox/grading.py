@@ -34,8 +34,8 @@ sandbox.batch.run_batch (the same executor machinery, Ctrl-C handling and profil
 from __future__ import annotations
 
 import collections
-import errno as _errno
 import dataclasses
+import errno as _errno
 import functools
 import os
 import re

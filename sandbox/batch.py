@@ -942,7 +942,7 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
                                   "the %gs grace)" % grace)
         return jr
 
-    started = time.monotonic()
+    since, done_since = time.monotonic(), 0   # the rate is the last bursts' (see _DELIVER_S)
     try:
         submit_more()
         while in_flight:
@@ -967,7 +967,11 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
             window = max(small_window, parallel + _AHEAD) if small else small_window
             submit_more()
             if waiting and small and not stop.is_set():
-                rate = len(results) / max(time.monotonic() - started, 1e-3)
+                # the rate since the previous burst, not since the start: jobs that turn fast
+                # must not find the calling thread asleep for the slow ones' time
+                now = time.monotonic()
+                rate = (len(results) - done_since) / max(now - since, 1e-3)
+                since, done_since = now, len(results)
                 ahead = max(len(in_flight) - parallel, 0)
                 time.sleep(min(max(ahead / max(rate, 1.0) / 4, _DELIVER_S), _DELIVER_MAX_S))
     except BaseException as exc:

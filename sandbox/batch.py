@@ -97,7 +97,7 @@ _TICK_S = 0.1            # progress callbacks while waiting
 # After a burst of finished jobs, the calling thread lets more finish before it takes them,
 # while jobs remain to submit: a wake-up per job of /bin/true cost ~70 us of its CPU per job
 # (cache-cold, ~200 us between python3 jobs), now spread over a burst. It waits a quarter of
-# the time the jobs submitted ahead last at the rate seen so far, within these bounds: 10 ms
+# the time the jobs submitted ahead last at the recent rate, within these bounds: 10 ms
 # between /bin/true jobs (~1,500/s), ~60 ms between python3 ones (~130/s)
 _DELIVER_S = 0.01
 _DELIVER_MAX_S = 0.1

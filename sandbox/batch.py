@@ -1119,15 +1119,23 @@ def _limit(parse):
 
 
 def with_default_limits(jobs: Sequence[Job], **defaults) -> List[Job]:
-    """The jobs, each limit a job does not set taken from defaults (LIMIT_KEYS, None: none)."""
+    """The jobs, each limit a job does not set taken from defaults (LIMIT_KEYS, None: none).
+    A job's own time_limit sets its wall limit too (2 x CPU + 1 s), so a default wall_limit
+    goes only to jobs with neither."""
     given = {k: v for k, v in defaults.items() if v is not None}
     unknown = set(given) - set(LIMIT_KEYS)
     if unknown:
         raise TypeError("not a job limit: %s" % ", ".join(sorted(unknown)))
     if not given:
         return list(jobs)
-    return [dataclasses.replace(job, **{k: v for k, v in given.items()
-                                        if getattr(job, k) is None}) for job in jobs]
+
+    def unset(job, key):
+        if key == "wall_limit" and job.time_limit is not None:
+            return False
+        return getattr(job, key) is None
+
+    return [dataclasses.replace(job, **{k: v for k, v in given.items() if unset(job, k)})
+            for job in jobs]
 
 
 def _seconds(text: str) -> float:
@@ -1177,7 +1185,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="on Ctrl-C, seconds running jobs may still finish before they are "
                         "killed (default: %g)" % GRACE_S)
     g = p.add_argument_group("limits of the jobs that set none of their own (default: none, "
-                             "but 64M of output kept per stream)")
+                             "but 64M of output kept per stream; a job's own time_limit gives "
+                             "it its wall limit too)")
     g.add_argument("--time-limit", metavar="S", type=_limit(parse_seconds),
                    help="CPU seconds (time_limit)")
     g.add_argument("--wall-limit", metavar="S", type=_limit(parse_seconds),

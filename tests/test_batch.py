@@ -855,11 +855,15 @@ def test_batch_wide_limits_go_to_the_jobs_that_set_none():
     got = batch.with_default_limits([own, bare], time_limit=1.0, wall_limit=2.0,
                                     memory_limit=None, processes=10)
     assert (got[0].time_limit, got[0].wall_limit, got[0].memory_limit, got[0].processes) == (
-        5.0, 2.0, 64 << 20, 10)
+        5.0, None, 64 << 20, 10)                # (its wall limit comes with its CPU limit)
     assert (got[1].time_limit, got[1].wall_limit, got[1].memory_limit, got[1].processes) == (
         1.0, 2.0, None, 10)
     with pytest.raises(TypeError):
         batch.with_default_limits([bare], cpu=1)
+    # a job's own CPU limit gives it its wall limit (2 x 3 + 1 s): not the batch's 2 s
+    cpu_only = job("cpu", ["true"], time_limit=3.0)
+    (got,) = batch.with_default_limits([cpu_only], wall_limit=2.0)
+    assert (got.time_limit, got.wall_limit) == (3.0, None)
 
 
 def test_cli_batch_wide_limits(cli, tmp_path):

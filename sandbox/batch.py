@@ -55,7 +55,8 @@ import uuid
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 from . import builtin, jobthreads, landlock, runslots
-from .limits import format_size, parse_memory, parse_seconds, parse_size
+from .limits import (cli_type, format_size, open_files_ceiling, parse_memory, parse_seconds,
+                     parse_size)
 from .result import Result
 
 __all__ = ["Job", "JobResult", "Problem", "JobsFileError", "BatchInterrupted", "KEYS",
@@ -360,6 +361,10 @@ class _EntryChecker:
                 limits[key] = parse(value)
             except ValueError as e:
                 self.bad('"%s": %s' % (key, e))
+            else:
+                if key == "output_limit" and limits[key] == 0:
+                    del limits[key]
+                    self.bad('"output_limit" must be positive, got 0')
         for key in ("processes", "open_files"):
             given = entry.get(key)
             if given is None:
@@ -371,6 +376,9 @@ class _EntryChecker:
                 self.bad('"%s" must be a positive integer, got %s'
                          % (key, json.dumps(given) if isinstance(given, (int, str))
                             else _kind(given)))
+            elif key == "open_files" and (open_files_ceiling() or value) < value:
+                self.bad('"open_files" %d is above what the kernel allows, %d (fs.nr_open)'
+                         % (value, open_files_ceiling()))
             else:
                 limits[key] = value
 
@@ -1108,16 +1116,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _limit(parse):
-    """An argparse type from a limits parser (its ValueError becomes a usage error)."""
-    def convert(text: str):
-        try:
-            return parse(text)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(str(e))
-    return convert
-
-
 def with_default_limits(jobs: Sequence[Job], **defaults) -> List[Job]:
     """The jobs, each limit a job does not set taken from defaults (LIMIT_KEYS, None: none).
     A job's own time_limit sets its wall limit too (2 x CPU + 1 s), so a default wall_limit
@@ -1187,13 +1185,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("limits of the jobs that set none of their own (default: none, "
                              "but 64M of output kept per stream; a job's own time_limit gives "
                              "it its wall limit too)")
-    g.add_argument("--time-limit", metavar="S", type=_limit(parse_seconds),
+    g.add_argument("--time-limit", metavar="S", type=cli_type(parse_seconds),
                    help="CPU seconds (time_limit)")
-    g.add_argument("--wall-limit", metavar="S", type=_limit(parse_seconds),
+    g.add_argument("--wall-limit", metavar="S", type=cli_type(parse_seconds),
                    help="wall-clock seconds (wall_limit; default: 2 x CPU + 1 with a CPU limit)")
-    g.add_argument("--memory-limit", metavar="SIZE", type=_limit(parse_memory),
+    g.add_argument("--memory-limit", metavar="SIZE", type=cli_type(parse_memory),
                    help="e.g. 256M (memory_limit)")
-    g.add_argument("--output-limit", metavar="SIZE", type=_limit(parse_size),
+    g.add_argument("--output-limit", metavar="SIZE", type=cli_type(parse_size),
                    help="bytes kept per captured stream (output_limit)")
     g.add_argument("--processes", metavar="N", type=_positive_int,
                    help="tasks in a job's tree (processes)")

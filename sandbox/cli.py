@@ -9,6 +9,7 @@ import sys
 from typing import Optional
 
 from . import builtin, profile
+from .limits import cli_type, parse_count, parse_memory, parse_seconds, parse_size
 from .policy import action_name
 
 EXIT_OK = 0
@@ -139,17 +140,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="default",
                    help="profile path or built-in name (default: default; 'unconfined' for none)")
     g = p.add_argument_group("limits")
-    g.add_argument("--time-limit", metavar="S", help="CPU seconds (whole tree where measurable)")
-    g.add_argument("--wall-limit", metavar="S",
+    g.add_argument("--time-limit", metavar="S", type=cli_type(parse_seconds),
+                   help="CPU seconds (whole tree where measurable)")
+    g.add_argument("--wall-limit", metavar="S", type=cli_type(parse_seconds),
                    help="wall-clock seconds (default: 2 x time limit + 1 when a time limit is set)")
-    g.add_argument("--memory-limit", metavar="SIZE", help="e.g. 256M (cgroup, else RLIMIT_AS)")
-    g.add_argument("--output-limit", metavar="SIZE",
-                   help="bytes kept per captured stream (--json); more ends the run: OUTPUT_LIMIT")
-    g.add_argument("--file-size-limit", metavar="SIZE", help="largest file the command may write")
-    g.add_argument("--processes", metavar="N", type=int,
+    g.add_argument("--memory-limit", metavar="SIZE", type=cli_type(parse_memory),
+                   help="e.g. 256M, at least 1M (cgroup, else RLIMIT_AS)")
+    g.add_argument("--output-limit", metavar="SIZE", type=cli_type(parse_size),
+                   help="bytes kept per captured stream (--json, default 64M); more ends the run: "
+                        "OUTPUT_LIMIT")
+    g.add_argument("--file-size-limit", metavar="SIZE", type=cli_type(parse_size),
+                   help="largest file the command may write")
+    g.add_argument("--processes", metavar="N",
+                   type=cli_type(lambda v: parse_count(v, "processes")),
                    help="tasks in the tree (cgroup pids.max, else RLIMIT_NPROC of the user)")
-    g.add_argument("--open-files", metavar="N", type=int, help="RLIMIT_NOFILE")
-    g.add_argument("--stack-limit", metavar="SIZE", help="RLIMIT_STACK")
+    g.add_argument("--open-files", metavar="N",
+                   type=cli_type(lambda v: parse_count(v, "open files")),
+                   help="RLIMIT_NOFILE")
+    g.add_argument("--stack-limit", metavar="SIZE", type=cli_type(parse_size),
+                   help="RLIMIT_STACK")
     g = p.add_argument_group("environment")
     g.add_argument("--stdin", metavar="FILE", help="read stdin from FILE ('-': the stdin "
                    "sandbox was given, e.g. a pipe; default: /dev/null)")
@@ -413,7 +422,6 @@ def run_exit_status(result) -> int:
 
 def cmd_run(args) -> int:
     from .runner import INHERIT, PIPE, Sandbox, SetupRefused
-    from .limits import parse_memory, parse_seconds, parse_size
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
@@ -428,12 +436,10 @@ def cmd_run(args) -> int:
                      caps=args.caps, kernel=args.kernel,
                      strict=args.strict, enosys_stub=not args.no_enosys_stub,
                      args_like_libseccomp=args.args_like_libseccomp,
-                     cpu_time=parse_seconds(args.time_limit),
-                     timeout=parse_seconds(args.wall_limit),
-                     memory=parse_memory(args.memory_limit),
-                     output_limit=parse_size(args.output_limit),
-                     file_size=parse_size(args.file_size_limit), processes=args.processes,
-                     stack=parse_size(args.stack_limit),
+                     cpu_time=args.time_limit, timeout=args.wall_limit,
+                     memory=args.memory_limit, output_limit=args.output_limit,
+                     file_size=args.file_size_limit, processes=args.processes,
+                     stack=args.stack_limit,
                      open_files=args.open_files, env=args.env, inherit_env=args.inherit_env,
                      cwd=args.cwd, user=args.user,
                      pid_namespace=False if args.no_pid_namespace else None,

@@ -17,6 +17,9 @@ _TIME = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$", re.I)
 _SECONDS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
+_MAX_SIZE = (1 << 63) - 1   # what a kernel limit (rlim_t, memory.max) can hold
+
+
 def parse_size(value) -> Optional[int]:
     """Bytes from an int or a string such as 64M, 1.5G, 512k, 100MiB (powers of 1024)."""
     if value is None:
@@ -26,11 +29,51 @@ def parse_size(value) -> Optional[int]:
     if isinstance(value, (int, float)):
         if value < 0:
             raise ValueError("size must not be negative: %r" % value)
-        return int(value)
-    m = _SIZE.match(str(value))
-    if not m:
-        raise ValueError("bad size %r: use bytes or a number with K, M, G or T (e.g. 256M)" % value)
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("size must be a finite number of bytes, got %r" % value)
+        size = int(value)
+    else:
+        m = _SIZE.match(str(value))
+        if not m:
+            raise ValueError("bad size %r: use bytes or a number with K, M, G or T (e.g. 256M)"
+                             % value)
+        size = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if size > _MAX_SIZE:
+        raise ValueError("size %r is beyond what the kernel can hold (8E)" % value)
+    return size
+
+
+def parse_count(value, what: str = "value") -> Optional[int]:
+    """A positive whole number (processes, open files) from an int or a string of digits."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("%s must be a positive integer, got %r" % (what, value))
+    return value
+
+
+def open_files_ceiling() -> Optional[int]:
+    """The most RLIMIT_NOFILE can be raised to (fs.nr_open), None when unknown."""
+    try:
+        with open("/proc/sys/fs/nr_open") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def cli_type(parse):
+    """An argparse type from one of these parsers: its ValueError becomes a usage error that
+    names the option."""
+    import argparse
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e))
+    return convert
 
 
 def parse_memory(value) -> Optional[int]:
@@ -91,13 +134,20 @@ class Limits:
         size; pass a larger value (or float("inf") for none) when you need it."""
         if output is None:
             output = DEFAULT_OUTPUT_LIMIT
-        elif isinstance(output, float) and math.isinf(output):
+        elif isinstance(output, float) and math.isinf(output) and output > 0:
             output = 0  # the C supervisor's "unlimited"
+        elif parse_size(output) == 0:
+            raise ValueError("output limit must be positive (float(\"inf\") in the API for "
+                             "none), got %r" % (output,))
         memory = parse_memory(memory)
         for name, value in (("processes", processes), ("open_files", open_files)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 1):
                 raise ValueError("%s must be a positive integer, got %r" % (name, value))
+        ceiling = open_files_ceiling() if open_files is not None else None
+        if ceiling is not None and open_files > ceiling:
+            raise ValueError("open files limit %d is above what the kernel allows, %d "
+                             "(fs.nr_open)" % (open_files, ceiling))
         return cls(cpu_time=parse_seconds(cpu_time), wall_time=parse_seconds(wall_time),
                    memory=memory, output=parse_size(output), processes=processes,
                    file_size=parse_size(file_size), open_files=open_files,
@@ -108,6 +158,8 @@ class Limits:
         if not given:
             return self
         current = dataclasses.asdict(self)
+        if current["output"] == 0:
+            current["output"] = float("inf")   # (built from it: none)
         current.update(given)
         return Limits.build(**current)
 

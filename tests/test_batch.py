@@ -25,6 +25,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from sandbox import batch
+from sandbox import limits
 from sandbox.batch import Job, JobsFileError, load_jobs, parse_jobs, run_batch
 from waiting import wait_for
 
@@ -238,6 +239,9 @@ ENTRY_ERRORS = [
     ("processes = 0", '"processes" must be a positive integer, got 0'),
     ('processes = "many"', '"processes" must be a positive integer, got "many"'),
     ("open_files = -1", '"open_files" must be a positive integer, got -1'),
+    ("open_files = 100000000000", '"open_files" 100000000000 is above what the kernel allows, '
+                                  '%d (fs.nr_open)' % (limits.open_files_ceiling() or 0)),
+    ("output_limit = 0", '"output_limit" must be positive, got 0'),
     ('stack_limit = "big"',
      "\"stack_limit\": bad size 'big': use bytes or a number with K, M, G or T (e.g. 256M)"),
     ('memory_limit = "1k"', '"memory_limit": memory limit 1K is below the minimum of 1M: no '

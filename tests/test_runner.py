@@ -275,6 +275,23 @@ def test_other_setup_errors(docker, tmp_path):
     assert r.verdict == "SETUP_ERROR" and r.setup_error["stage"] == "argv"
 
 
+def test_limits_the_kernel_cannot_hold_are_refused_up_front():
+    from sandbox.limits import Limits, open_files_ceiling
+    for bad in (dict(memory="99999999T"), dict(stack=float("inf")), dict(output=0),
+                dict(output="0"), dict(file_size=float("nan"))):
+        with pytest.raises(ValueError):
+            Limits.build(**bad)
+    ceiling = open_files_ceiling()
+    if ceiling is not None:
+        with pytest.raises(ValueError, match="fs.nr_open"):
+            Limits.build(open_files=ceiling + 1)
+    # no output limit at all, then a run's own limits: still none
+    assert Limits.build(output=float("inf")).merged(cpu_time=1).output == 0
+    p = sandbox_cli("--open-files", "0", "--", "true")
+    assert p.returncode == 125 and b"argument --open-files: open files must be a positive" \
+        in p.stderr, p.stderr
+
+
 def test_a_memory_limit_too_small_to_start_anything_is_refused():
     """1K used to end `true` with status 127 and no word why (its loader could not map libc)."""
     from sandbox.limits import Limits

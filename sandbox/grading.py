@@ -317,19 +317,33 @@ def absolute_words(argv: Sequence[str], base: str) -> List[str]:
 # interpreters whose first argument that is not an option is the program they run
 _INTERPRETERS = re.compile(r"^(python[0-9.]*|pypy[0-9.]*|sh|bash|dash|zsh|node|ruby|perl|"
                            r"php|lua[0-9.]*|Rscript|julia)$")
+# python's options without a value (-u, -B, -OO, -uB, ...), and those taking the next word
+_PYTHON_FLAGS = re.compile(r"^-[bBdEiIOqsSuvx]+$")
+_PYTHON_VALUED = ("-W", "-X")
 
 
 def _missing_script(cmd: Sequence[str], base: str) -> Optional[str]:
-    """The script an interpreter is asked to run when it does not exist (a typo would give
-    RE on every test, for a reason only the solution's stderr tells), else None."""
-    if not _INTERPRETERS.match(os.path.basename(cmd[0])):
+    """Why the solution cannot run, when the script an interpreter is asked to run does not
+    exist (a typo would give RE on every test, the reason only in each run's stderr), else
+    None. (A missing program is an SE of every test, which names it.)"""
+    name = os.path.basename(cmd[0])
+    if not _INTERPRETERS.match(name):
         return None
-    for word in cmd[1:]:
+    python = name.startswith(("python", "pypy"))
+    words = iter(cmd[1:])
+    for word in words:
         if word == "--":
             continue
+        if python and _PYTHON_FLAGS.match(word):
+            continue
+        if python and word in _PYTHON_VALUED:
+            next(words, None)
+            continue
         if word.startswith("-"):
-            return None   # -c CODE, -m MODULE, options taking values: not a script
-        return None if os.path.exists(os.path.join(base, word)) else word
+            return None   # -c CODE, -m MODULE, options of other interpreters: not a script
+        if os.path.exists(os.path.join(base, word)):
+            return None
+        return "the solution's script %s does not exist (in %s)" % (word, base)
     return None
 
 
@@ -345,9 +359,9 @@ def load_tests(tests_dir, solution_cmd: Sequence[str], *, checker="exact", time_
     cmd = absolute_words([os.fspath(w) for w in solution_cmd], base)
     if not cmd:
         raise GradeError("no solution command given")
-    script = _missing_script(cmd, base)
-    if script is not None:
-        raise GradeError("the solution's script %s does not exist (in %s)" % (script, base))
+    missing = _missing_script(cmd, base)
+    if missing is not None:
+        raise GradeError(missing)
     names = _discover(tests_dir)
     try:
         fallback = {"time_limit": parse_seconds(time_limit) or DEFAULT_TIME_LIMIT,
@@ -416,7 +430,7 @@ def program_paths(argv: Sequence[str], forbidden: Optional[str] = None) -> List[
         forbidden = os.path.realpath(forbidden)
     paths = []
     exe = _which(argv[0], DEFAULT_PATH, None) if argv else None
-    if exe:
+    if exe and os.path.exists(exe):   # (a missing one is the run's own SE, which names it)
         real = os.path.realpath(exe)
         if not any(_inside(real, d) for d in SYSTEM_RO):
             paths += [exe, real]

@@ -362,8 +362,11 @@ def test_bad_arguments_and_profile(tmp_path):
     with pytest.raises(GradeError, match=r"the solution's script nosuch\.py does not exist"):
         load_tests(d, ["python3", "nosuch.py"], base_dir=str(tmp_path))
     (tmp_path / "sol.py").write_text("")
+    with pytest.raises(GradeError, match="script nosuch.py does not exist"):
+        load_tests(d, ["python3", "-u", "-W", "ignore", "nosuch.py"], base_dir=str(tmp_path))
     for fine in (["python3", "sol.py"], ["python3", "-c", "pass"], ["sh", "-c", "true"],
-                 ["/usr/bin/python3", "-m", "nosuch"], ["./a.out", "nosuch.txt"]):
+                 ["/usr/bin/python3", "-m", "nosuch"], ["./a.out", "nosuch.txt"],
+                 ["python3", "-OO", "sol.py"]):
         load_tests(d, fine, base_dir=str(tmp_path))
     with pytest.raises(GradeError, match=r"^profile no-such-profile: "):
         sandbox.grade(["true"], d, profile="no-such-profile")
@@ -457,6 +460,11 @@ def test_se_when_the_solution_cannot_start(tmp_path):
     report = sandbox.grade(["no-such-solution-xyz"], d)
     assert set(verdicts(report).values()) == {"SE"}
     assert "no-such-solution-xyz: command not found" in report.tests[0].message
+    # a program given by a path that does not exist: the message names it (not an --fs-ro)
+    report = sandbox.grade([str(tmp_path / "no-such-program")], d)
+    assert set(verdicts(report).values()) == {"SE"}
+    message = report.tests[0].message
+    assert str(tmp_path / "no-such-program") in message and "--fs-ro" not in message, message
 
 
 @needs_core

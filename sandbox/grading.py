@@ -503,6 +503,11 @@ def _run_message(verdict: str, r: Result) -> str:
         why = batch.verdict_reason(r).split(": ", 1)[-1]
     if verdict == "RE" and _last_line(r.stderr):
         why += ": " + _last_line(r.stderr)
+        if r.landlock and r.landlock.get("available") and b"Permission denied" in (
+                r.stderr or b"")[-STDERR_TAIL:]:
+            # Landlock refuses in the kernel: nothing in the seccomp report says so
+            why += " (files: the solution may read the system directories and its own " \
+                   "program, and write only its scratch directory)"
     return why
 
 

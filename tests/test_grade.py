@@ -201,6 +201,21 @@ def test_an_enosys_answer_is_no_security_violation():
 
 
 @needs_core
+def test_a_runtime_error_from_landlock_says_what_the_solution_may_touch(tmp_path):
+    """Landlock refuses in the kernel (EACCES): the seccomp report cannot name it."""
+    d = make_tests(tmp_path, {"1": ("", "ok\n")})
+    outside = tmp_path / "outside.txt"
+    sol = program(tmp_path, "writes.py", "open(%r, 'w')\n" % str(outside))
+    t = sandbox.grade(sol, d).tests[0]
+    if not (t.result.landlock and t.result.landlock["available"]):
+        pytest.skip("no Landlock here")
+    assert t.verdict == "RE" and "Permission denied" in t.message, t.message
+    assert t.message.endswith("(files: the solution may read the system directories and its "
+                              "own program, and write only its scratch directory)")
+    assert not outside.exists()
+
+
+@needs_core
 def test_a_threaded_solution_that_fails_is_a_runtime_error(tmp_path):
     """Starting a thread makes glibc try clone3, which the grader profile answers ENOSYS
     (glibc then uses clone): not a security violation when the program then fails."""

@@ -654,7 +654,7 @@ class Sandbox:
             raise TypeError("argv must be a list of strings, not %s: write %r, or %r for shell "
                             "syntax" % (type(argv).__name__, os.fsdecode(argv).split(),
                                         ["sh", "-c", os.fsdecode(argv)]))
-        argv = [os.fsdecode(a) if isinstance(a, bytes) else str(a) for a in argv]
+        argv = [a if isinstance(a, str) else _arg(a, i) for i, a in enumerate(argv)]
         limits = self.limits.merged(cpu_time=cpu_time, wall_time=timeout, memory=memory,
                                     output=output_limit, processes=processes,
                                     file_size=file_size, open_files=open_files, stack=stack)
@@ -1081,6 +1081,14 @@ class Sandbox:
 
 
 _SLOT_STOPPED = "not started: the batch was stopped while the command waited for a slot"
+
+
+def _arg(value, index: int) -> str:
+    """An argument that is not a str: bytes or a path, as subprocess takes them."""
+    if isinstance(value, (bytes, os.PathLike)):
+        return os.fsdecode(value)
+    raise TypeError("argv[%d] must be a string, bytes or a path, not %s (%r)"
+                    % (index, type(value).__name__, value))
 
 
 def _pipes(stdio: list, to_close: list) -> tuple:

@@ -311,6 +311,12 @@ def test_a_command_given_as_one_string_is_refused_with_the_list_to_write(docker)
     assert "['/bin/true']" in str(e.value)
     with pytest.raises(TypeError, match=r"write \['echo', 'hi'\], or \['sh', '-c', 'echo hi'\]"):
         docker.run("echo hi")
+    # as subprocess: an argument is a string, bytes or a path, never silently str()'d
+    with pytest.raises(TypeError, match=r"argv\[1\] must be a string, bytes or a path, not "
+                                        r"NoneType \(None\)"):
+        docker.run(["echo", None])
+    r = docker.run([b"echo", pathlib.Path("/x"), "y"])
+    assert r.stdout == b"/x y\n", r
 
 
 def test_profile_that_denies_execve_runs_nothing(tmp_path):

@@ -193,9 +193,10 @@ def describe_run(result) -> str:
 class SandboxFixture:
     """What the `sandbox` fixture gives a test: runs under the test's profile and limits."""
 
-    def __init__(self, settings: Dict[str, object]):
+    def __init__(self, settings: Dict[str, object], test_dir: Optional[str] = None):
         self.settings = dict(settings)
         self.runs: List[object] = []   # every Result of this test, in order
+        self.test_dir = test_dir       # the test file's directory (see _in_scratch)
 
     @property
     def profile(self):
@@ -216,7 +217,7 @@ class SandboxFixture:
         sb = self.compiled
         argv = list(argv)
         if kw.get("cwd") is None and sb.fs is not None and sb.fs.scratch:
-            argv, kw = _in_scratch(sb, argv, kw)
+            argv, kw = _in_scratch(sb, argv, kw, self.test_dir)
         result = sb.run(argv, **kw)
         self.runs.append(result)
         if check and not result.ok:
@@ -230,13 +231,15 @@ class SandboxFixture:
         return (result.stdout or b"").decode("utf-8", "replace")
 
 
-def _in_scratch(sb, argv: list, kw: dict) -> tuple:
+def _in_scratch(sb, argv: list, kw: dict, test_dir: Optional[str] = None) -> tuple:
     """(argv, kw) of a run in an empty scratch directory (the grader profile's), as `sandbox
-    grade` runs a solution: the files its words name relative to the test's working directory
-    become absolute paths, readable under Landlock with its program, unless the run gives
-    fs_ro itself."""
+    grade` runs a solution: the files its words name relative to the working directory, else
+    to the test file's directory, become absolute paths, readable under Landlock with its
+    program, unless the run gives fs_ro itself."""
     from .grading import absolute_words, program_paths
     argv = absolute_words(argv, os.getcwd())
+    if test_dir is not None:   # (the words after the program that are still relative)
+        argv = argv[:1] + absolute_words([""] + argv[1:], test_dir)[1:]
     if "fs_ro" not in kw:
         kw = dict(kw, fs_ro=list(dict.fromkeys(sb.fs_ro_list + program_paths(argv))))
     return argv, kw
@@ -247,7 +250,8 @@ def sandbox(request) -> SandboxFixture:
     """Runs commands under the profile and limits of @pytest.mark.sandbox / sandbox_* ini
     options: sandbox.run(argv, **kw) -> Result, sandbox.check_output(argv, **kw) -> str."""
     try:
-        fixture = SandboxFixture(settings_for(request.node))
+        fixture = SandboxFixture(settings_for(request.node),
+                                 test_dir=str(request.node.path.parent))
         fixture.compiled  # compile (or refuse) now: a bad profile errors in set-up, not in a run
         error = None
     except SandboxConfigError as e:

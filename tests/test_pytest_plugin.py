@@ -148,6 +148,20 @@ def test_the_readme_example_runs_as_written(inner):
 
 
 @needs_core
+def test_files_next_to_the_test_are_found_from_another_directory(inner, monkeypatch):
+    """pytest run from elsewhere: a word is looked up in the working directory, else beside
+    the test file."""
+    sub = inner.path / "problem"
+    sub.mkdir()
+    (sub / "pytest.ini").write_text("[pytest]\nsandbox_profile = grader\n")
+    (sub / "sum.py").write_text("a, b = map(int, input().split())\nprint(a + b)\n")
+    (sub / "test_sum.py").write_text(
+        "def test_sum(sandbox):\n"
+        "    assert sandbox.check_output(['python3', 'sum.py'], stdin='3 4\\n') == '7\\n'\n")
+    inner.runpytest(*PLUGIN, "problem/test_sum.py").assert_outcomes(passed=1)
+
+
+@needs_core
 def test_closest_marker_wins_over_ini(inner):
     inner.makeini("""
         [pytest]

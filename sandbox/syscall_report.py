@@ -105,8 +105,18 @@ _DECODERS = {
 _SHOWN_ARGS = 3
 
 
+# calls that take no argument: what their registers hold is noise
+_NO_ARGS = frozenset({
+    "getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getpgrp",
+    "setsid", "fork", "vfork", "pause", "sched_yield", "sync", "vhangup", "munlockall",
+    "inotify_init", "restart_syscall", "rt_sigreturn", "sigreturn", "getuid32", "geteuid32",
+    "getgid32", "getegid32"})
+
+
 def decode_args(syscall: Optional[str], args: Optional[List[int]]) -> str:
     """The first arguments of a call, named where the number has a meaning."""
+    if syscall in _NO_ARGS:
+        return ""
     if args is None:
         return "?"
     decoders = _DECODERS.get(syscall or "", {})

@@ -482,6 +482,8 @@ def _landlock_note(result) -> Optional[str]:
     ll = result.landlock
     if not ll or not ll.get("available") or result.verdict not in ("NONZERO_EXIT", "SIGNALED"):
         return None
+    if result.stderr is not None and b"Permission denied" not in result.stderr:
+        return None   # (captured: it failed for some other reason)
     return ("the filesystem was restricted by Landlock (a 'Permission denied' outside these "
             "comes from it): read-only %s; read-write %s; --fs-ro/--fs-rw PATH allow more"
             % (", ".join(ll.get("ro") or []) or "nothing",

@@ -422,6 +422,9 @@ def test_cli_a_failure_under_landlock_says_what_it_restricted(tmp_path):
     assert b"read-only /usr" in p.stderr
     p = sandbox_cli("--profile", "grader", "--", "true")
     assert p.returncode == 0 and b"Landlock" not in p.stderr
+    # captured (--json), and failing for another reason: no note
+    p = sandbox_cli("--profile", "grader", "--json", "--", "sh", "-c", "exit 4")
+    assert p.returncode == 4 and b"Landlock" not in p.stderr, p.stderr
 
 
 def test_cli_usage_errors_of_the_other_commands_are_2():

@@ -55,8 +55,8 @@ import uuid
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 from . import builtin, jobthreads, landlock, runslots
-from .limits import (cli_type, format_size, open_files_ceiling, parse_memory, parse_seconds,
-                     parse_size)
+from .limits import (cli_type, format_size, open_files_ceiling, parse_memory, parse_output,
+                     parse_seconds, parse_size)
 from .result import Result
 
 __all__ = ["Job", "JobResult", "Problem", "JobsFileError", "BatchInterrupted", "KEYS",
@@ -347,7 +347,7 @@ class _EntryChecker:
 
         limits = {}
         for key, parse in (("time_limit", parse_seconds), ("wall_limit", parse_seconds),
-                           ("memory_limit", parse_memory), ("output_limit", parse_size),
+                           ("memory_limit", parse_memory), ("output_limit", parse_output),
                            ("file_size_limit", parse_size), ("stack_limit", parse_size)):
             value = entry.get(key)
             if value is None:
@@ -361,10 +361,6 @@ class _EntryChecker:
                 limits[key] = parse(value)
             except ValueError as e:
                 self.bad('"%s": %s' % (key, e))
-            else:
-                if key == "output_limit" and limits[key] == 0:
-                    del limits[key]
-                    self.bad('"output_limit" must be positive, got 0')
         for key in ("processes", "open_files"):
             given = entry.get(key)
             if given is None:
@@ -1191,7 +1187,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="wall-clock seconds (wall_limit; default: 2 x CPU + 1 with a CPU limit)")
     g.add_argument("--memory-limit", metavar="SIZE", type=cli_type(parse_memory),
                    help="e.g. 256M (memory_limit)")
-    g.add_argument("--output-limit", metavar="SIZE", type=cli_type(parse_size),
+    g.add_argument("--output-limit", metavar="SIZE", type=cli_type(parse_output),
                    help="bytes kept per captured stream (output_limit)")
     g.add_argument("--processes", metavar="N", type=_positive_int,
                    help="tasks in a job's tree (processes)")

@@ -9,7 +9,7 @@ import sys
 from typing import Optional
 
 from . import builtin, profile
-from .limits import cli_type, parse_count, parse_memory, parse_seconds, parse_size
+from .limits import cli_type, parse_count, parse_memory, parse_output, parse_seconds, parse_size
 from .policy import action_name
 
 EXIT_OK = 0
@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wall-clock seconds (default: 2 x time limit + 1 when a time limit is set)")
     g.add_argument("--memory-limit", metavar="SIZE", type=cli_type(parse_memory),
                    help="e.g. 256M, at least 1M (cgroup, else RLIMIT_AS)")
-    g.add_argument("--output-limit", metavar="SIZE", type=cli_type(parse_size),
+    g.add_argument("--output-limit", metavar="SIZE", type=cli_type(parse_output),
                    help="bytes kept per captured stream (--json, default 64M); more ends the run: "
                         "OUTPUT_LIMIT")
     g.add_argument("--file-size-limit", metavar="SIZE", type=cli_type(parse_size),

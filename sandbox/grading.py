@@ -51,7 +51,7 @@ from . import batch, checkers
 from .batch import Job, JobResult
 from .checkers import Checker, CheckerSpecError
 from .landlock import SYSTEM
-from .limits import parse_memory, parse_seconds, parse_size
+from .limits import parse_memory, parse_output, parse_seconds, parse_size
 from .result import Result
 
 __all__ = ["grade", "GradeReport", "TestResult", "Test", "GradeError", "load_tests",
@@ -367,7 +367,7 @@ def load_tests(tests_dir, solution_cmd: Sequence[str], *, checker="exact", time_
         fallback = {"time_limit": parse_seconds(time_limit) or DEFAULT_TIME_LIMIT,
                     "wall_limit": parse_seconds(wall_limit),
                     "memory_limit": parse_memory(memory_limit) or DEFAULT_MEMORY_LIMIT,
-                    "output_limit": parse_size(output_limit), "points": 1,
+                    "output_limit": parse_output(output_limit), "points": 1,
                     "checker": checkers.parse(checker, base)}
     except ValueError as e:
         raise GradeError(str(e)) from None

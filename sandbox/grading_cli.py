@@ -12,7 +12,7 @@ import time
 
 from . import batch, builtin
 from .grading import DEFAULT_PROFILE, TESTS_TOML, GradeError, GradeReport, grade
-from .limits import cli_type, parse_memory, parse_seconds, parse_size
+from .limits import cli_type, parse_memory, parse_output, parse_seconds
 
 EXIT_ALL_AC = 0
 EXIT_FAILED = 1
@@ -108,7 +108,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="wall seconds (default: 2 x CPU + 1)")
     g.add_argument("--memory-limit", metavar="SIZE", type=cli_type(parse_memory),
                    help="e.g. 256M (the default; at least 1M)")
-    g.add_argument("--output-limit", metavar="SIZE", type=cli_type(parse_size),
+    g.add_argument("--output-limit", metavar="SIZE", type=cli_type(parse_output),
                    help="stdout bytes (default: 64M)")
     p.add_argument("--user", metavar="USER[:GROUP]",
                    help="run the solution as this user (needs root)")

@@ -43,6 +43,15 @@ def parse_size(value) -> Optional[int]:
     return size
 
 
+def parse_output(value) -> Optional[int]:
+    """An output limit in bytes (parse_size), refused at 0: it would mean none, and the limit
+    is what keeps untrusted output out of the supervisor's memory."""
+    size = parse_size(value)
+    if size == 0:
+        raise ValueError("output limit must be positive, got %r" % (value,))
+    return size
+
+
 def parse_count(value, what: str = "value") -> Optional[int]:
     """A positive whole number (processes, open files) from an int or a string of digits."""
     if value is None:
@@ -136,9 +145,8 @@ class Limits:
             output = DEFAULT_OUTPUT_LIMIT
         elif isinstance(output, float) and math.isinf(output) and output > 0:
             output = 0  # the C supervisor's "unlimited"
-        elif parse_size(output) == 0:
-            raise ValueError("output limit must be positive (float(\"inf\") in the API for "
-                             "none), got %r" % (output,))
+        else:
+            parse_output(output)   # (0 is refused: float("inf") says none)
         memory = parse_memory(memory)
         for name, value in (("processes", processes), ("open_files", open_files)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)

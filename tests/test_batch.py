@@ -241,7 +241,7 @@ ENTRY_ERRORS = [
     ("open_files = -1", '"open_files" must be a positive integer, got -1'),
     ("open_files = 100000000000", '"open_files" 100000000000 is above what the kernel allows, '
                                   '%d (fs.nr_open)' % (limits.open_files_ceiling() or 0)),
-    ("output_limit = 0", '"output_limit" must be positive, got 0'),
+    ("output_limit = 0", '"output_limit": output limit must be positive, got 0'),
     ('stack_limit = "big"',
      "\"stack_limit\": bad size 'big': use bytes or a number with K, M, G or T (e.g. 256M)"),
     ('memory_limit = "1k"', '"memory_limit": memory limit 1K is below the minimum of 1M: no '

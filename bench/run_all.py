@@ -10,6 +10,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 
 import bench_batch  # noqa: E402
+import bench_batch_floor  # noqa: E402
 import bench_filter  # noqa: E402
 import bench_landlock  # noqa: E402
 import bench_log  # noqa: E402
@@ -39,3 +40,5 @@ if __name__ == "__main__":
         bench_reliability.main(["--jobs", str(args.reliability_jobs)])
     print()
     bench_batch.main([])   # BENCH_BATCH_TRUE / BENCH_BATCH_PYTHON: jobs per workload
+    print()
+    bench_batch_floor.main([])

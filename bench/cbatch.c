@@ -20,6 +20,7 @@
 #include "../csrc/spawn.h"
 #include "../csrc/watch.h"
 #include "../csrc/zygote.h"
+#include "bench_zygote.h"
 
 static struct sock_filter *prog;
 static uint32_t prog_len;
@@ -29,39 +30,9 @@ static atomic_int next_job, failures;
 static char **cmd;
 static char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp", NULL};
 
-static int start_zygote(void)
-{
-	char *zargv[] = {"sandbox-zygote", "--epoll", NULL}, *zenvp[] = {NULL};
-	struct sb_spawn_req req;
-	struct sb_spawn_result res;
-	struct sb_zygote_reply ready;
-	int sv[2];
-
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		return -1;
-	memset(&req, 0, sizeof(req));
-	req.exe = zexe;
-	req.argv = zargv;
-	req.envp = zenvp;
-	req.stdio[0] = sv[1];
-	req.stdio[1] = req.stdio[2] = devnull;
-	req.umask = -1;
-	req.keep_fd = -1;
-	req.landlock_fd = -1;
-	req.filter = prog;
-	req.filter_len = prog_len;
-	req.filter_flags = 4;
-	if (sb_spawn(&req, &res) < 0)
-		return -1;
-	close(sv[1]);
-	if (read(sv[0], &ready, sizeof(ready)) != sizeof(ready))
-		return -1;
-	return sv[0];
-}
-
 static void *worker(void *unused)
 {
-	int sock = start_zygote();
+	int sock = bench_start_zygote(zexe, prog, prog_len, 1, devnull);
 	struct sb_rlim rl[1] = {{RLIMIT_CORE, {0, 0}}};
 
 	if (sock < 0) {

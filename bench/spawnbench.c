@@ -19,6 +19,7 @@
 #include "../csrc/spawn.h"
 #include "../csrc/spawner.h"
 #include "../csrc/zygote.h"
+#include "bench_zygote.h"
 
 extern char **environ;
 
@@ -74,36 +75,6 @@ static void spawner_block(struct sb_spawner *sp, struct sb_spawn_req *req, doubl
 		t[i] = now_us() - start;
 		close(res.pidfd);
 	}
-}
-
-/* The zygote, started with the filter like sandbox.zygote does; its socket, or -1. */
-static int start_zygote(const char *exe, const struct sock_filter *filter, uint32_t len)
-{
-	char *zargv[] = {"sandbox-zygote", NULL}, *zenvp[] = {NULL};
-	struct sb_spawn_req req;
-	struct sb_spawn_result res;
-	struct sb_zygote_reply ready;
-	int sv[2];
-
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		return -1;
-	memset(&req, 0, sizeof(req));
-	req.exe = exe;
-	req.argv = zargv;
-	req.envp = zenvp;
-	req.stdio[0] = sv[1];
-	req.stdio[1] = req.stdio[2] = 2;
-	req.umask = -1;
-	req.keep_fd = -1;
-	req.filter = filter;
-	req.filter_len = len;
-	req.filter_flags = 4;
-	if (sb_spawn(&req, &res) < 0)
-		return -1;
-	close(sv[1]);
-	if (read(sv[0], &ready, sizeof(ready)) != sizeof(ready))
-		return -1;
-	return sv[0];
 }
 
 /* `per` spawn+wait rounds through the zygote (the job inherits its filter). */
@@ -163,7 +134,7 @@ int main(int argc, char **argv)
 	req.keep_fd = -1;
 	req.filter_len = st.st_size / sizeof(struct sock_filter);
 	req.filter_flags = 4; /* SPEC_ALLOW, as runc */
-	if (argc == 5 && (zsock = start_zygote(argv[4], prog, req.filter_len)) < 0)
+	if (argc == 5 && (zsock = bench_start_zygote(argv[4], prog, req.filter_len, 0, 2)) < 0)
 		return 3;
 	sp = sb_spawner_start(prog, req.filter_len, req.filter_flags, -1, 0, &stage);
 	if (!sp)

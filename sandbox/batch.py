@@ -55,8 +55,8 @@ import uuid
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 from . import builtin, jobthreads, landlock, runslots
-from .limits import (cli_type, format_size, open_files_ceiling, parse_memory, parse_output,
-                     parse_seconds, parse_size)
+from .limits import (add_limit_options, format_size, open_files_ceiling, parse_memory,
+                     parse_output, parse_seconds, parse_size)
 from .result import Result
 
 __all__ = ["Job", "JobResult", "Problem", "JobsFileError", "BatchInterrupted", "KEYS",
@@ -1178,19 +1178,14 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grace", metavar="S", type=_seconds, default=GRACE_S,
                    help="on Ctrl-C, seconds running jobs may still finish before they are "
                         "killed (default: %g)" % GRACE_S)
-    g = p.add_argument_group("limits of the jobs that set none of their own (default: none, "
+    add_limit_options(
+        p.add_argument_group("limits of the jobs that set none of their own (default: none, "
                              "but 64M of output kept per stream; a job's own time_limit gives "
-                             "it its wall limit too)")
-    g.add_argument("--time-limit", metavar="S", type=cli_type(parse_seconds),
-                   help="CPU seconds (time_limit)")
-    g.add_argument("--wall-limit", metavar="S", type=cli_type(parse_seconds),
-                   help="wall-clock seconds (wall_limit; default: 2 x CPU + 1 with a CPU limit)")
-    g.add_argument("--memory-limit", metavar="SIZE", type=cli_type(parse_memory),
-                   help="e.g. 256M (memory_limit)")
-    g.add_argument("--output-limit", metavar="SIZE", type=cli_type(parse_output),
-                   help="bytes kept per captured stream (output_limit)")
-    g.add_argument("--processes", metavar="N", type=_positive_int,
-                   help="tasks in a job's tree (processes)")
+                             "it its wall limit too)"),
+        time="CPU seconds (time_limit)",
+        wall="wall-clock seconds (wall_limit; default: 2 x CPU + 1 with a CPU limit)",
+        memory="e.g. 256M (memory_limit)", output="bytes kept per captured stream (output_limit)",
+        processes="tasks in a job's tree (processes)")
     g = p.add_argument_group("where jobs run")
     g.add_argument("--executor", choices=("threads", "processes", "dask"), default="threads",
                    help="threads of this process (the default), a pool of processes here, or "

@@ -9,7 +9,7 @@ import sys
 from typing import Optional
 
 from . import builtin, profile
-from .limits import cli_type, parse_count, parse_memory, parse_output, parse_seconds, parse_size
+from .limits import add_limit_options
 from .policy import action_name
 
 EXIT_OK = 0
@@ -139,26 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=RUN_EPILOG)
     p.add_argument("--profile", default="default",
                    help="profile path or built-in name (default: default; 'unconfined' for none)")
-    g = p.add_argument_group("limits")
-    g.add_argument("--time-limit", metavar="S", type=cli_type(parse_seconds),
-                   help="CPU seconds (whole tree where measurable)")
-    g.add_argument("--wall-limit", metavar="S", type=cli_type(parse_seconds),
-                   help="wall-clock seconds (default: 2 x time limit + 1 when a time limit is set)")
-    g.add_argument("--memory-limit", metavar="SIZE", type=cli_type(parse_memory),
-                   help="e.g. 256M, at least 1M (cgroup, else RLIMIT_AS)")
-    g.add_argument("--output-limit", metavar="SIZE", type=cli_type(parse_output),
-                   help="bytes kept per captured stream (--json, default 64M); more ends the run: "
-                        "OUTPUT_LIMIT")
-    g.add_argument("--file-size-limit", metavar="SIZE", type=cli_type(parse_size),
-                   help="largest file the command may write")
-    g.add_argument("--processes", metavar="N",
-                   type=cli_type(lambda v: parse_count(v, "processes")),
-                   help="tasks in the tree (cgroup pids.max, else RLIMIT_NPROC of the user)")
-    g.add_argument("--open-files", metavar="N",
-                   type=cli_type(lambda v: parse_count(v, "open files")),
-                   help="RLIMIT_NOFILE")
-    g.add_argument("--stack-limit", metavar="SIZE", type=cli_type(parse_size),
-                   help="RLIMIT_STACK")
+    add_limit_options(
+        p.add_argument_group("limits"),
+        time="CPU seconds (whole tree where measurable)",
+        wall="wall-clock seconds (default: 2 x time limit + 1 when a time limit is set)",
+        memory="e.g. 256M, at least 1M (cgroup, else RLIMIT_AS)",
+        output="bytes kept per captured stream (--json, default 64M); more ends the run: "
+               "OUTPUT_LIMIT",
+        file_size="largest file the command may write",
+        processes="tasks in the tree (cgroup pids.max, else RLIMIT_NPROC of the user)",
+        open_files="RLIMIT_NOFILE", stack="RLIMIT_STACK")
     g = p.add_argument_group("environment")
     g.add_argument("--stdin", metavar="FILE", help="read stdin from FILE ('-': the stdin "
                    "sandbox was given, e.g. a pipe; default: /dev/null)")

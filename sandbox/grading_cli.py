@@ -12,7 +12,7 @@ import time
 
 from . import batch, builtin
 from .grading import DEFAULT_PROFILE, TESTS_TOML, GradeError, GradeReport, grade
-from .limits import cli_type, parse_memory, parse_output, parse_seconds
+from .limits import add_limit_options
 
 EXIT_ALL_AC = 0
 EXIT_FAILED = 1
@@ -101,15 +101,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-j", "--jobs", dest="parallel", metavar="N", type=batch._positive_int,
                    default=None, help="tests run at once (default: the number of CPUs, %d)"
                                       % (os.cpu_count() or 1))
-    g = p.add_argument_group("limits (defaults for tests that tests.toml does not configure)")
-    g.add_argument("--time-limit", metavar="S", type=cli_type(parse_seconds),
-                   help="CPU seconds (default: 1)")
-    g.add_argument("--wall-limit", metavar="S", type=cli_type(parse_seconds),
-                   help="wall seconds (default: 2 x CPU + 1)")
-    g.add_argument("--memory-limit", metavar="SIZE", type=cli_type(parse_memory),
-                   help="e.g. 256M (the default; at least 1M)")
-    g.add_argument("--output-limit", metavar="SIZE", type=cli_type(parse_output),
-                   help="stdout bytes (default: 64M)")
+    add_limit_options(
+        p.add_argument_group("limits (defaults for tests that tests.toml does not configure)"),
+        time="CPU seconds (default: 1)", wall="wall seconds (default: 2 x CPU + 1)",
+        memory="e.g. 256M (the default; at least 1M)", output="stdout bytes (default: 64M)")
     p.add_argument("--user", metavar="USER[:GROUP]",
                    help="run the solution as this user (needs root)")
     p.add_argument("--json", action="store_true", help="print one JSON report, no table")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from typing import Optional
@@ -63,8 +64,10 @@ def parse_count(value, what: str = "value") -> Optional[int]:
     return value
 
 
+@functools.lru_cache(maxsize=None)
 def open_files_ceiling() -> Optional[int]:
-    """The most RLIMIT_NOFILE can be raised to (fs.nr_open), None when unknown."""
+    """The most RLIMIT_NOFILE can be raised to (fs.nr_open), None when unknown. Read once: a
+    batch whose jobs set open_files builds their Limits per run."""
     try:
         with open("/proc/sys/fs/nr_open") as f:
             return int(f.read())
@@ -122,6 +125,28 @@ def parse_seconds(value) -> Optional[float]:
     if seconds <= 0 or math.isinf(seconds) or math.isnan(seconds):
         raise ValueError("a time limit must be a positive number of seconds, got %r" % value)
     return seconds
+
+
+# the command-line limit options, by the key add_limit_options takes: (flag, metavar, parser)
+_OPTIONS = {
+    "time": ("--time-limit", "S", parse_seconds),
+    "wall": ("--wall-limit", "S", parse_seconds),
+    "memory": ("--memory-limit", "SIZE", parse_memory),
+    "output": ("--output-limit", "SIZE", parse_output),
+    "file_size": ("--file-size-limit", "SIZE", parse_size),
+    "processes": ("--processes", "N", lambda v: parse_count(v, "processes")),
+    "open_files": ("--open-files", "N", lambda v: parse_count(v, "open files")),
+    "stack": ("--stack-limit", "SIZE", parse_size),
+}
+
+
+def add_limit_options(group, **helps) -> None:
+    """Add the limit options named by helps (keys of _OPTIONS: time, wall, memory, output,
+    file_size, processes, open_files, stack; the value is the option's help) to an argparse
+    group, each parsed as the API parses that limit, a bad value being a usage error."""
+    for key, text in helps.items():
+        flag, metavar, parse = _OPTIONS[key]
+        group.add_argument(flag, metavar=metavar, type=cli_type(parse), help=text)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,9 @@ slot pipe; per job two pipes, the request, the watch) without any Python per job
 rounds of it, of the batch itself and of `xargs -P P`; jobs/s as ratios to xargs (geometric
 mean of the per-round ratios, 95% interval) and the supervisor's CPU per job. The gap between
 the C driver and the batch is what Python costs per job; the C driver's own distance to xargs
-is what the protocol costs.
+is what the protocol costs. Beside them, xargs run inside one sandbox (its commands under the
+filter, none supervised one by one): the ceiling of any supervisor that starts each job with an
+execve under the filter.
 usage: bench_batch_floor.py [--true N] [--python N] [-P P] [--rounds R]
 """
 import argparse
@@ -21,6 +23,7 @@ import common  # noqa: E402
 
 from sandbox import Sandbox  # noqa: E402
 
+CEILING = "xargs in one sandbox"
 CORE = ("spawn.c", "spawner.c", "notify.c", "bpf_emu.c", "watch.c", "zygote.c")
 
 
@@ -57,14 +60,17 @@ def measure(tools, cmd, n, parallel, rounds):
         bench_batch.ours(jobs, parallel, True)
         cpu["sandbox batch"].append((bench_batch._self_cpu() - before) / n)
 
-    rows = {"C driver": c_driver, "sandbox batch": batch,
-            "xargs": lambda: bench_batch.xargs(cmd, n, parallel)}
-    names = list(rows)
-    rates = {name: [] for name in names}
-    for i in range(rounds):
-        order = names[i % 3:] + names[:i % 3]
-        for name in (order if i % 2 == 0 else order[::-1]):
-            rates[name].append(bench_batch._rate(rows[name], n, bench_batch.SETTLE_S / 2))
+    with Sandbox(common.docker_profile()) as sb:
+        rows = {"C driver": c_driver, "sandbox batch": batch,
+                "xargs": lambda: bench_batch.xargs(cmd, n, parallel),
+                CEILING: lambda: bench_batch.xargs_in_a_sandbox(sb, cmd, n, parallel)}
+        names = list(rows)
+        rates = {name: [] for name in names}
+        for i in range(rounds):
+            k = i % len(names)
+            order = names[k:] + names[:k]
+            for name in (order if i % 2 == 0 else order[::-1]):
+                rates[name].append(bench_batch._rate(rows[name], n, bench_batch.SETTLE_S / 2))
     return rates, cpu
 
 
@@ -84,7 +90,7 @@ def main(argv=None):
             if n <= 0:
                 continue
             rates, cpu = measure(tools, cmd, n, args.parallel, args.rounds)
-            for name in ("C driver", "sandbox batch", "xargs"):
+            for name in ("C driver", "sandbox batch", CEILING, "xargs"):
                 out.append(["%d x `%s`" % (n, label), name,
                             "%.0f" % statistics.median(rates[name]),
                             "%.3f [%.3f-%.3f]" % common.ratio_interval(rates[name],

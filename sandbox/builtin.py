@@ -26,6 +26,9 @@ def names() -> list:
 
 
 def path(name: str) -> Optional[Path]:
+    """The file of the built-in profile `name`, or None (a path like ./default is none)."""
+    if not name or "/" in name or name.startswith("."):
+        return None
     candidate = PROFILE_DIR / (name + ".json")
     return candidate if candidate.is_file() else None
 
@@ -47,12 +50,19 @@ def summary(name: str) -> str:
     return first.strip().rstrip(".")
 
 
+def is_name(spec) -> bool:
+    """Whether spec names a built-in profile. A built-in name always means the built-in, even
+    where a file of that name is in the working directory (a submission's directory must not
+    be able to swap the grader's profile): such a file is reached as ./NAME."""
+    return isinstance(spec, str) and (spec == UNCONFINED or path(spec) is not None)
+
+
 def fs_default(spec) -> Optional[dict]:
     """The filesystem default of a built-in profile, given by name or by its file's path."""
     if not isinstance(spec, (str, os.PathLike)):
         return None
     text = os.fspath(spec)
-    if not os.path.exists(text):
+    if is_name(text) or not os.path.exists(text):
         return FS_DEFAULTS.get(text)
     for name, default in FS_DEFAULTS.items():
         if Path(text).resolve() == path(name):
@@ -61,14 +71,25 @@ def fs_default(spec) -> Optional[dict]:
 
 
 def resolve(spec) -> object:
-    """A path, dict or JSON text passes through; a built-in name becomes its file's path.
+    """A built-in name becomes its file's path; a path, dict or JSON text passes through.
 
-    A string that is neither an existing file nor a built-in name is returned unchanged, so the
+    A string that is neither a built-in name nor an existing file is returned unchanged, so the
     loader reports "file not found" with the name the user typed."""
     if not isinstance(spec, (str, os.PathLike)):
         return spec
     text = os.fspath(spec)
-    if text.lstrip().startswith("{") or os.path.exists(text):
-        return spec
-    p = path(text)
+    p = path(text) if isinstance(spec, str) else None
     return str(p) if p is not None else spec
+
+
+def source(spec) -> object:
+    """resolve(spec), or a ProfileError when a string is neither a built-in name, JSON text
+    nor an existing file."""
+    resolved = resolve(spec)
+    if isinstance(resolved, (str, os.PathLike)) and resolved is spec:
+        text = os.fspath(spec)
+        if not text.lstrip().startswith("{") and not os.path.exists(text):
+            from .profile import ProfileError
+            raise ProfileError("", "%s: no such file or built-in profile (built-ins: %s)"
+                               % (text, ", ".join(names())))
+    return resolved

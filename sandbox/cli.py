@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 from typing import Optional
@@ -278,19 +277,10 @@ def _int_arg(text: str) -> int:
     return value
 
 
-def _source(spec: str):
-    resolved = builtin.resolve(spec)
-    if resolved is spec and not os.path.exists(spec) and not spec.lstrip().startswith("{"):
-        raise profile.ProfileError(
-            "", "%s: no such file or built-in profile (built-ins: %s)"
-            % (spec, ", ".join(builtin.names())))
-    return resolved
-
-
 def load_policy(args) -> Optional[object]:
     if args.profile == builtin.UNCONFINED:
         return None
-    return profile.load(_source(args.profile), host_arch=args.host_arch, caps=args.caps,
+    return profile.load(builtin.source(args.profile), host_arch=args.host_arch, caps=args.caps,
                         kernel=args.kernel, strict=args.strict,
                         enosys_stub=not args.no_enosys_stub,
                         args_like_libseccomp=args.args_like_libseccomp)
@@ -422,7 +412,7 @@ def cmd_run(args) -> int:
         print("sandbox: warning: --output-limit applies to captured output (--json); without "
               "it the command writes to this terminal directly", file=sys.stderr)
     try:
-        sb = Sandbox(_source(args.profile) if args.profile != builtin.UNCONFINED else None,
+        sb = Sandbox(builtin.source(args.profile) if args.profile != builtin.UNCONFINED else None,
                      caps=args.caps, kernel=args.kernel,
                      strict=args.strict, enosys_stub=not args.no_enosys_stub,
                      args_like_libseccomp=args.args_like_libseccomp,
@@ -440,8 +430,9 @@ def cmd_run(args) -> int:
     except (ValueError, SetupRefused) as e:  # ProfileError is a ValueError
         print("sandbox: %s" % e, file=sys.stderr)
         return 125
-    if sb.policy is not None and not args.json:
-        _print_warnings(sb.policy)
+    if not args.json:
+        for w in sb.profile_warnings:
+            print("sandbox: warning: %s" % w, file=sys.stderr)
     try:
         stdin = _open_stdin(args.stdin)
     except OSError as e:
@@ -506,7 +497,7 @@ def cmd_learn(args) -> int:
         return 125
     try:
         merge = load_learned(args.merge) if args.merge else None
-        base = _source(args.profile) if args.profile else None
+        base = builtin.source(args.profile) if args.profile else None
         stdin = _open_stdin(args.stdin)
     except (OSError, ValueError) as e:
         print("sandbox learn: %s" % e, file=sys.stderr)

@@ -15,14 +15,16 @@ The work is done in four phases, one method each in `_Loader`:
 2. validate  - every field of every entry is type-checked, even entries the host will drop, so a
                profile broken on some other host is broken here too. Errors fail closed: the
                first one raises `ProfileError` with the JSON path of the culprit. Unknown keys
-               (matched case-sensitively, unlike Go) are warnings, errors with strict=True;
+               are warnings (errors with strict=True); a key that differs from a known one
+               only in case is an error, since Go (Docker) would read it;
 3. resolve   - exactly as moby's setupSeccomp: archMap by host arch, includes/excludes by the
                capability set, the host arch and the running kernel;
 4. convert   - exactly as runc: one `Rule` per name, default-equal rules dropped, unknown names
                skipped, a repeated argument index splits the entry into single-condition rules.
 
 Seccomp disabled: a profile with no (or an empty) `defaultAction` and no syscalls resolves to
-None, as moby and runc read it. The caller must then run without a filter or refuse to run.
+None, as moby and runc read it (an error when it also has unknown keys). The caller must then
+run without a filter, saying so, or refuse to run.
 """
 from __future__ import annotations
 
@@ -496,9 +498,12 @@ class _Loader:
             if key in known:
                 continue
             near = [k for k in sorted(known) if k.lower() == key.lower()]
-            hint = (" (keys are case-sensitive here: did you mean %s?)" % _show(near[0])
-                    if near else "")
-            self.warn(_key(path, key), "unknown key, ignored" + hint)
+            if near:
+                # Go matches keys case-insensitively: Docker would apply this one, and ignoring
+                # it could leave a wider filter (an "Args" that narrows a rule) or none at all
+                raise ProfileError(_key(path, key), "keys are case-sensitive here, and Docker "
+                                   "would read this one as %s: write it so" % _show(near[0]))
+            self.warn(_key(path, key), "unknown key, ignored")
 
     # -- the whole profile
 
@@ -507,7 +512,14 @@ class _Loader:
         raw_entries = _list(self.profile.get("syscalls"), self.path("syscalls"),
                             "a list of syscall entries")
         if self.profile.get("defaultAction") in (None, "") and not raw_entries:
-            return None     # moby/runc: no default action and no rules -> seccomp disabled
+            # moby/runc: no default action and no rules -> seccomp disabled; but not on the
+            # strength of a profile with keys we do not know (a misspelt "defaultAction")
+            if self.warnings:
+                raise ProfileError(self.root, "no defaultAction and no syscalls, which disables "
+                                   "seccomp, beside keys this loader does not know (%s): "
+                                   "refusing to run without a filter on that"
+                                   % "; ".join(self.warnings))
+            return None
         default = self.default_action()
         arches = self.architectures()
         flags = self.flags()

@@ -185,6 +185,10 @@ def _namespaces(is_root: bool, wanted) -> tuple:
     return False, False, None
 
 
+DISABLED_WARNING = ("the profile disables seccomp (no defaultAction and no syscalls, as Docker "
+                    "and runc read it): commands run without a filter")
+
+
 class SetupRefused(Exception):
     """The sandbox cannot run anything with this configuration (reported as SETUP_ERROR)."""
 
@@ -239,13 +243,7 @@ def _load_policy(spec, **load_options) -> Optional[Policy]:
         return None
     if isinstance(spec, Policy):
         return spec
-    source = builtin.resolve(spec)
-    if isinstance(source, str) and source is spec and not source.lstrip().startswith("{") \
-            and not os.path.exists(source):
-        raise _profile.ProfileError(
-            "", "%s: no such file or built-in profile (built-ins: %s)"
-            % (spec, ", ".join(builtin.names())))
-    return _profile.load(source, **load_options)
+    return _profile.load(builtin.source(spec), **load_options)
 
 
 def _exec_refusal(flt: Filter) -> Optional[str]:
@@ -321,6 +319,10 @@ class Sandbox:
         self.profile_name = profile if isinstance(profile, str) else (
             self.policy.source if self.policy else builtin.UNCONFINED)
         self.filter = compile_policy(self.policy) if self.policy is not None else None
+        # what the profile's loading found, shown to the user and carried by every Result
+        self.profile_warnings = list(self.policy.warnings) if self.policy is not None else []
+        if self.policy is None and profile is not None and profile != builtin.UNCONFINED:
+            self.profile_warnings.append(DISABLED_WARNING)
         # computed once: every run reuses them
         self.digest = self.filter.digest if self.filter is not None else None
         self._filter_len = len(self.filter) if self.filter is not None else 0
@@ -621,8 +623,7 @@ class Sandbox:
                       profile_digest=self.digest,
                       filter_instructions=self._filter_len,
                       limits=limits.to_json(),
-                      warnings=(list(self.policy.warnings) if self.policy else [])
-                      + self._fs_warnings, **kw)
+                      warnings=self.profile_warnings + self._fs_warnings, **kw)
 
     def _setup_error(self, argv, limits, stage, message, err=0,
                      spawn_path="direct") -> Result:

@@ -529,3 +529,24 @@ def test_grader_on_32_bit_hosts():
         assert f.decide("kill", [U32, 9], host).action == ERRNO(EPERM)
         assert f.decide("ioctl", [1, 0x541B], host).action == ALLOW       # FIONREAD
         assert f.decide("ioctl", [1, 0x5412], host).action == ERRNO(EPERM)
+
+
+def test_a_builtin_name_wins_over_a_file_of_that_name(tmp_path, monkeypatch):
+    """A submission's directory, as the working directory, must not swap the profile: a file
+    named "default" or "grader" there is reached as ./default, never by the bare name."""
+    from sandbox.runner import DISABLED_WARNING, Sandbox
+    monkeypatch.chdir(tmp_path)
+    for name in ("default", "grader"):
+        (tmp_path / name).write_text("{}")
+    assert builtin.resolve("default") == str(PROFILE_DIR / "default.json")
+    assert builtin.fs_default("grader") == builtin.FS_DEFAULTS["grader"]
+    assert builtin.resolve("./default") == "./default"
+    assert builtin.path("./default") is None and builtin.path("../profiles/default") is None
+    assert builtin.fs_default("./grader") is None
+    with Sandbox("grader") as sb:
+        assert sb.filter is not None and sb.profile_warnings == []
+    with Sandbox("./default") as sb:   # the file: {} disables seccomp, as Docker reads it
+        assert sb.filter is None and sb.profile_warnings == [DISABLED_WARNING]
+        assert sb.run(["true"]).warnings == [DISABLED_WARNING]
+    with Sandbox("unconfined") as sb:
+        assert sb.filter is None and sb.profile_warnings == []

@@ -654,22 +654,62 @@ def test_listener_metadata_without_path():
 
 
 def test_unknown_keys_are_warnings_with_their_path():
-    doc = {"defaultAction": "SCMP_ACT_ERRNO", "Flags": [], "x-note": 1,
-           "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "ErrnoRet": 5,
-                         "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ", "valuetwo": 2}],
+    doc = {"defaultAction": "SCMP_ACT_ERRNO", "x-note": 1,
+           "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW",
+                         "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ", "extra": 2}],
                          "includes": {"kernel": "4.8"}}]}
     policy = load(doc, **HOST)
     assert policy.warnings == [
-        'Flags: unknown key, ignored (keys are case-sensitive here: did you mean "flags"?)',
         "x-note: unknown key, ignored",
-        'syscalls[0].ErrnoRet: unknown key, ignored (keys are case-sensitive here: did you mean '
-        '"errnoRet"?)',
-        'syscalls[0].args[0].valuetwo: unknown key, ignored (keys are case-sensitive here: did '
-        'you mean "valueTwo"?)',
+        "syscalls[0].args[0].extra: unknown key, ignored",
         "syscalls[0].includes.kernel: unknown key, ignored"]
     with pytest.raises(ProfileError) as exc:
         load(doc, strict=True, **HOST)
-    assert exc.value.path == "Flags"
+    assert exc.value.path == "x-note"
+
+
+@pytest.mark.parametrize("where, key, known", [
+    ("", "Flags", "flags"),
+    ("syscalls[0]", "ErrnoRet", "errnoRet"),
+    ("syscalls[0]", "Args", "args"),
+    ("syscalls[0].args[0]", "valuetwo", "valueTwo"),
+    ("syscalls[0]", "Includes", "includes"),
+    ("", "Syscalls", "syscalls"),
+    ("", "DefaultAction", "defaultAction"),
+])
+def test_a_key_known_but_for_its_case_is_an_error(where, key, known):
+    """Go reads keys case-insensitively: Docker would apply an "Args" that narrows a rule, so
+    ignoring it (a warning) would leave a wider filter than Docker's, or, for "DefaultAction"
+    alone, none at all."""
+    doc = {"defaultAction": "SCMP_ACT_ERRNO",
+           "syscalls": [{"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+                         "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}]}
+    if where == "":
+        doc = {(key if k == known else k): v for k, v in doc.items()} if known in doc \
+            else dict(doc, **{key: []})
+    else:
+        target = doc["syscalls"][0]
+        if where.endswith("args[0]"):
+            target = target["args"][0]
+        if known in target:
+            target[key] = target.pop(known)
+        else:
+            target[key] = {} if known == "includes" else 1
+    with pytest.raises(ProfileError) as exc:
+        load(doc, **HOST)
+    assert exc.value.path == (where + "." + key if where else key)
+    assert 'Docker would read this one as "%s"' % known in str(exc.value)
+
+
+def test_a_profile_that_disables_seccomp_with_unknown_keys_is_refused():
+    assert load({}, **HOST) is None          # moby and runc: seccomp disabled
+    assert load({"comment": "x"}, **HOST) is None
+    with pytest.raises(ProfileError) as exc:
+        load({"defaultaction": "SCMP_ACT_ERRNO"}, **HOST)
+    assert exc.value.path == "defaultaction"
+    with pytest.raises(ProfileError) as exc:
+        load({"default": "SCMP_ACT_ERRNO"}, **HOST)
+    assert "disables seccomp" in str(exc.value) and "default: unknown key" in str(exc.value)
 
 
 def test_duplicate_keys_warn_and_the_last_wins():

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from typing import Optional
 
-from . import builtin, profile
+from . import _core, builtin, profile
 from .limits import add_limit_options
 from .policy import action_name
 
@@ -30,17 +31,30 @@ timeout does); batch and grade have theirs: see `sandbox COMMAND --help`.
 """
 
 
+def _checked(parse):
+    """An argparse type that checks a value with parse (a ValueError is a usage error, exit 2,
+    or 125 for run and learn) and keeps its text for the loader."""
+    def check(text):
+        try:
+            parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e))
+        return text
+    check.__name__ = parse.__name__   # (what argparse names in "invalid ... value")
+    return check
+
+
 def _add_resolution_options(g, run: bool = False) -> None:
     """Options that decide how a profile resolves and compiles (shared by every command)."""
     if not run:
-        g.add_argument("--host-arch", metavar="ARCH",
+        g.add_argument("--host-arch", metavar="ARCH", type=_checked(profile.normalize_arch),
                        help="host architecture: x86_64, x86, aarch64, arm (default: this machine)")
-    g.add_argument("--caps", metavar="LIST",
+    g.add_argument("--caps", metavar="LIST", type=_checked(profile.parse_caps),
                    help="capabilities for includes/excludes%s: comma-separated names "
                         "(CAP_SYS_ADMIN,...), 'docker' (Docker's default container set), 'all' "
                         "or 'none' (default: what the sandboxed process gets: Docker's set when "
                         "run as root, none otherwise)" % (" and kept by the command" if run else ""))
-    g.add_argument("--kernel", metavar="X.Y",
+    g.add_argument("--kernel", metavar="X.Y", type=_checked(profile.parse_release),
                    help="kernel version for minKernel (default: the running kernel)")
     g.add_argument("--no-enosys-stub", action="store_true",
                    help="do not add runc's ENOSYS answer for syscalls newer than the profile")
@@ -260,6 +274,18 @@ is written whenever the command ran, even if it failed.
 """
 
 
+def _output_problem(path: str) -> Optional[str]:
+    """Why -o PATH cannot be written, checked before the work that fills it, or None."""
+    where = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        return "%s: is a directory" % path
+    if not os.path.isdir(where):
+        return "%s: no directory %s" % (path, where)
+    if not os.access(path if os.path.exists(path) else where, os.W_OK):
+        return "%s: not writable" % path
+    return None
+
+
 def _usage_error(message: str):
     print("sandbox: %s" % message, file=sys.stderr)
     raise SystemExit(EXIT_USAGE)
@@ -273,7 +299,7 @@ def _int_arg(text: str) -> int:
     if value < 0:
         value &= 0xFFFFFFFFFFFFFFFF  # -1 means all ones, as a C caller would pass it
     if value > 0xFFFFFFFFFFFFFFFF:
-        raise SystemExit("sandbox: argument %r does not fit in 64 bits" % text)
+        _usage_error("argument %r does not fit in 64 bits" % text)
     return value
 
 
@@ -304,6 +330,8 @@ def cmd_compile(args) -> int:
     from .filter import compile_policy
     from .disasm import disassemble
 
+    if args.output and _output_problem(args.output):
+        _usage_error("-o %s" % _output_problem(args.output))
     policy = _require_policy(load_policy(args), args.profile)
     _print_warnings(policy)
     flt = compile_policy(policy)
@@ -318,8 +346,11 @@ def cmd_compile(args) -> int:
         stats = [flt.stats(a) for a in policy.arches]
         data = (json.dumps({"length": len(flt), "arches": stats}, indent=2) + "\n").encode()
     if args.output:
-        with open(args.output, "wb") as f:
-            f.write(data)
+        try:
+            with open(args.output, "wb") as f:
+                f.write(data)
+        except OSError as e:
+            _usage_error("-o %s: %s" % (args.output, e.strerror))
         print("sandbox: wrote %d instructions (%s) to %s" % (len(flt), fmt, args.output),
               file=sys.stderr)
     else:
@@ -338,9 +369,15 @@ def cmd_explain(args) -> int:
     call_args = [_int_arg(a) for a in args.args]
     syscall = args.syscall
     if syscall.isdigit() or syscall.lower().startswith("0x"):
-        syscall = int(syscall, 0)
+        try:
+            syscall = int(syscall, 0)
+        except ValueError:
+            _usage_error("syscall %r is neither a name nor a number" % syscall)
+        if syscall > 0x7FFFFFFF:
+            _usage_error("syscall number %s is out of range (at most 0x7fffffff)" % args.syscall)
+    flt = compile_policy(policy)   # (a CompileError refuses the profile: exit 1)
     try:
-        decision = compile_policy(policy).decide(syscall, call_args, arch=args.arch)
+        decision = flt.decide(syscall, call_args, arch=args.arch)
     except ValueError as e:
         print("sandbox: %s" % e, file=sys.stderr)
         return EXIT_USAGE
@@ -495,6 +532,9 @@ def cmd_learn(args) -> int:
         print("sandbox learn: no command given (sandbox learn [OPTIONS] -- CMD ARG...)",
               file=sys.stderr)
         return 125
+    if args.output and _output_problem(args.output):
+        print("sandbox learn: -o %s" % _output_problem(args.output), file=sys.stderr)
+        return 125
     try:
         merge = load_learned(args.merge) if args.merge else None
         base = builtin.source(args.profile) if args.profile else None
@@ -513,8 +553,14 @@ def cmd_learn(args) -> int:
         return 125
     text = json.dumps(learned, indent=2) + "\n"
     if args.output:
-        with open(args.output, "w") as f:
-            f.write(text)
+        try:
+            with open(args.output, "w") as f:
+                f.write(text)
+        except OSError as e:   # (checked before the run, but it may have changed since)
+            sys.stdout.write(text)
+            print("sandbox learn: -o %s: %s; the profile was written to stdout instead"
+                  % (args.output, e.strerror), file=sys.stderr)
+            return 125
     else:
         sys.stdout.write(text)
     if not args.quiet:
@@ -553,7 +599,8 @@ def main(argv=None) -> int:
         signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
-    except profile.ProfileError as e:
+    except (profile.ProfileError, _core.CompileError) as e:
+        # (a filter the kernel would not take, e.g. over 4096 instructions: refused too)
         print("sandbox: %s" % e, file=sys.stderr)
         return EXIT_PROFILE
     except BrokenPipeError:

@@ -438,6 +438,50 @@ def test_cli_usage_errors_of_the_other_commands_are_2():
             assert b"usage: sandbox %s" % args[0].encode() in p.stderr, p.stderr
 
 
+def _cli_status(argv) -> int:
+    from sandbox import cli
+    try:
+        return cli.main(argv)
+    except SystemExit as e:   # (argparse, and the commands' usage errors)
+        return e.code
+
+
+@pytest.mark.parametrize("argv", [
+    ["check", "default", "--caps", "foo"], ["check", "default", "--caps", ""],
+    ["explain", "default", "read", "--kernel", "x"], ["compile", "default", "--kernel", "4"],
+    ["compile", "default", "--host-arch", "mips"], ["explain", "default", "99999999999"],
+    ["explain", "default", "4294967296"], ["explain", "default", "socket", str(1 << 64)],
+    ["compile", "default", "-o", "/nonexistent/dir/x.bpf"], ["compile", "default", "-o", "/"],
+])
+def test_cli_bad_option_values_of_the_profile_commands_are_2_without_a_traceback(argv, capsys):
+    assert _cli_status(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") <= 6 and err.strip(), err
+
+
+def test_cli_a_profile_over_the_kernels_4096_instructions_is_refused_by_every_command(
+        profile_file, capsys):
+    doc = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["write"], "action": "SCMP_ACT_ERRNO",
+         "args": [{"index": 0, "value": i, "op": "SCMP_CMP_EQ"},
+                  {"index": 1, "value": i, "op": "SCMP_CMP_EQ"}]} for i in range(1500)]}
+    path = profile_file(doc)
+    for argv in (["check", path], ["compile", path], ["explain", path, "write"]):
+        assert _cli_status(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert "the kernel accepts at most 4096" in err and "Traceback" not in err, err
+
+
+def test_cli_learn_checks_its_output_path_before_it_runs(tmp_path):
+    marker = tmp_path / "ran"
+    p = subprocess.run([sys.executable, "-m", "sandbox", "learn", "-o", "/nonexistent/x.json",
+                        "--", "touch", str(marker)],
+                       env=dict(os.environ, PYTHONPATH=str(S.REPO)), capture_output=True,
+                       timeout=60)
+    assert p.returncode == 125 and b"no directory /nonexistent" in p.stderr, p.stderr
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize("reports", [False, True])
 def test_cli_exit_status_159_when_the_filter_kills(profile_file, reports):
     """With --report-denials the supervisor kills in the kernel's place (SIGKILL): the status

@@ -59,8 +59,17 @@ def _rules_by_name(rules) -> dict:
     return by_name
 
 
+_MASKED_EQ = OPS["SCMP_CMP_MASKED_EQ"]
+
+
+def _unconditional(rule: Rule) -> bool:
+    """No condition left once the compiler drops tautologies: a MASKED_EQ with mask 0 (as
+    libseccomp does, csrc/ruleset.c drop_tautologies)."""
+    return all(c.op == _MASKED_EQ and c.value == 0 for c in rule.conds)
+
+
 def _first_unconditional(rules) -> Optional[Rule]:
-    return next((rule for rule in rules if not rule.conds), None)
+    return next((rule for rule in rules if _unconditional(rule)), None)
 
 
 def _kind(action: int) -> int:
@@ -275,7 +284,7 @@ def multiplexer_bypass(policy: Policy, by_name: dict) -> list:
         if _kind(action) not in (RET_ALLOW, RET_LOG):
             continue
         for name in sorted(family & by_name.keys()):
-            conditional = [r for r in by_name[name] if r.conds]
+            conditional = [r for r in by_name[name] if not _unconditional(r)]
             if not conditional or _first_unconditional(by_name[name]) is not None:
                 continue
             findings.append("%s: the argument rules for %s do not hold for i386 calls through "

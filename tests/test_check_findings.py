@@ -28,3 +28,18 @@ def test_not_equal_is_reported_always_true():
 def test_low_word_values_and_libseccomp_mode_are_not_reported():
     assert not [f for f in check(_load(2**32 - 1)) if "32-bit" in f]
     assert not [f for f in check(_load(2**64 - 1, args_like_libseccomp=True)) if "32-bit" in f]
+
+
+def test_a_masked_eq_with_mask_zero_counts_as_unconditional():
+    """The compiler (as libseccomp) drops the tautology, so the rule decides for every call:
+    the unconditional rule after it is the one that never applies, not the other way round."""
+    from sandbox.filter import compile_policy
+    doc = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["kill"], "action": "SCMP_ACT_ERRNO",
+         "args": [{"index": 1, "value": 0, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+        {"names": ["kill"], "action": "SCMP_ACT_KILL"}]}
+    policy = profile.load(doc, host_arch="x86_64", caps="none", kernel=(6, 18))
+    assert compile_policy(policy).decide("kill", (2, 9)).rule_path == "syscalls[0].names[0]"
+    shadowed = [f for f in check(policy) if "never applies" in f]
+    assert len(shadowed) == 1 and shadowed[0].startswith("syscalls[1].names[0]: "), shadowed
+    assert "syscalls[0].names[0] (ERRNO(1)) wins" in shadowed[0], shadowed

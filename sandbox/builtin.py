@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Optional
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 UNCONFINED = "unconfined"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")   # (never JSON text or a path)
 
 # Filesystem defaults (Landlock, see sandbox/landlock.py) of built-in profiles, used when the
 # caller gives neither fs_ro nor fs_rw: "@system" is the system directories read-only (and
@@ -27,7 +29,7 @@ def names() -> list:
 
 def path(name: str) -> Optional[Path]:
     """The file of the built-in profile `name`, or None (a path like ./default is none)."""
-    if not name or "/" in name or name.startswith("."):
+    if not _NAME.fullmatch(name):
         return None
     candidate = PROFILE_DIR / (name + ".json")
     return candidate if candidate.is_file() else None

@@ -543,6 +543,8 @@ def test_a_builtin_name_wins_over_a_file_of_that_name(tmp_path, monkeypatch):
     assert builtin.resolve("./default") == "./default"
     assert builtin.path("./default") is None and builtin.path("../profiles/default") is None
     assert builtin.fs_default("./grader") is None
+    text = json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "comment": "x" * 4000})
+    assert builtin.resolve(text) is text and builtin.source(text) is text   # (not a file name)
     with Sandbox("grader") as sb:
         assert sb.filter is not None and sb.profile_warnings == []
     with Sandbox("./default") as sb:   # the file: {} disables seccomp, as Docker reads it

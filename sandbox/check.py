@@ -15,8 +15,8 @@ from typing import Optional
 from sandbox import _core
 from sandbox import profile as _profile
 from sandbox import syscalls
-from sandbox.policy import (OPS, RET_ALLOW, RET_LOG, RET_TRACE, RET_USER_NOTIF, Policy, Rule,
-                            action_name)
+from sandbox.policy import (OPS, RET_ALLOW, RET_LOG, RET_TRACE, RET_USER_NOTIF, Cond, Policy,
+                            Rule, action_name)
 
 U64_MAX = 2**64 - 1
 
@@ -43,7 +43,8 @@ def check(policy_or_source, **load_options) -> list:
         return ["seccomp is disabled: the profile has no defaultAction and no syscalls (as moby "
                 "and runc read it)"]
     by_name = _rules_by_name(policy.rules)
-    return (list(policy.warnings) + shadowed_rules(by_name) + overlapping_rules(by_name)
+    return (list(policy.warnings) + shadowed_rules(by_name) + ored_always_true(policy.rules)
+            + overlapping_rules(by_name)
             + missing_compat_arches(policy) + exec_denied(policy, by_name)
             + multiplexer_bypass(policy, by_name) + dead_high_word_compares(policy))
 
@@ -132,6 +133,42 @@ def overlapping_rules(by_name: dict) -> list:
                             "filter gives the most restrictive, %s"
                             % (first.path, _describe(first), second.path, _describe(second),
                                json.dumps(name), example, action_name(winner.action)))
+    return findings
+
+
+# the condition that holds exactly where another does not (MASKED_EQ has none)
+_NEGATED = {OPS["SCMP_CMP_NE"]: OPS["SCMP_CMP_EQ"], OPS["SCMP_CMP_EQ"]: OPS["SCMP_CMP_NE"],
+            OPS["SCMP_CMP_LT"]: OPS["SCMP_CMP_GE"], OPS["SCMP_CMP_GE"]: OPS["SCMP_CMP_LT"],
+            OPS["SCMP_CMP_LE"]: OPS["SCMP_CMP_GT"], OPS["SCMP_CMP_GT"]: OPS["SCMP_CMP_LE"]}
+
+
+def ored_always_true(rules) -> list:
+    """Entries whose argument index repeats, which runc splits into one rule per condition
+    (OR-ed, not AND-ed), where those conditions together hold for every call: Docker's AF_ALG
+    pitfall, `a0 != 38` and `a0 != 40` on one ALLOW entry allowing every socket family."""
+    by_entry = {}
+    for rule in rules:
+        by_entry.setdefault((rule.names_path, rule.index, rule.name), []).append(rule)
+    names = {}
+    for names_path, _, name in by_entry:
+        names.setdefault(names_path, []).append(name)
+    findings, seen = [], set()
+    for (names_path, _, name), split in by_entry.items():
+        if len(split) < 2 or names_path in seen:
+            continue        # (an entry that was not split gives one rule per name)
+        conds = [rule.conds[0] for rule in split]
+        if any(c.op not in _NEGATED for c in conds):
+            continue
+        negations = [Cond(c.index, _NEGATED[c.op], c.value) for c in conds]
+        if overlap(negations, ()) is not None:
+            continue        # some call meets none of them
+        seen.add(names_path)
+        findings.append(
+            "%s: an argument index repeats, so runc gives each condition a rule of its own, "
+            "OR-ed (%s), and together they hold for every call: %s applies to every %s() (to "
+            "exclude values, give them rules of their own with the other action)"
+            % (names_path.rsplit(".", 1)[0], " || ".join(c.describe() for c in conds),
+               action_name(split[0].action), "(), ".join(dict.fromkeys(names[names_path]))))
     return findings
 
 

@@ -43,3 +43,26 @@ def test_a_masked_eq_with_mask_zero_counts_as_unconditional():
     shadowed = [f for f in check(policy) if "never applies" in f]
     assert len(shadowed) == 1 and shadowed[0].startswith("syscalls[1].names[0]: "), shadowed
     assert "syscalls[0].names[0] (ERRNO(1)) wins" in shadowed[0], shadowed
+
+
+def test_an_entry_whose_ored_conditions_hold_for_every_call_is_reported():
+    """Docker's AF_ALG pitfall: a repeated index makes runc OR the conditions."""
+    def load(args):
+        return profile.load({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["socket", "socketpair"], "action": "SCMP_ACT_ALLOW", "args": args}]},
+            host_arch="x86_64", caps="none", kernel=(6, 18))
+    ne = [{"index": 0, "value": v, "op": "SCMP_CMP_NE"} for v in (38, 40)]
+    found = [f for f in check(load(ne)) if "OR-ed" in f]
+    assert found == [
+        "syscalls[0]: an argument index repeats, so runc gives each condition a rule of its own, "
+        "OR-ed (a0 != 0x26 || a0 != 0x28), and together they hold for every call: ALLOW "
+        "applies to every socket(), socketpair() (to exclude values, give them rules of their "
+        "own with the other action)"]
+    # OR-ed but not always true, an index that does not repeat, or a MASKED_EQ: nothing
+    eq = [{"index": 0, "value": v, "op": "SCMP_CMP_EQ"} for v in (1, 10)]
+    lt_gt = [{"index": 0, "value": 5, "op": "SCMP_CMP_LT"},
+             {"index": 0, "value": 5, "op": "SCMP_CMP_GT"}]
+    for args in (eq, lt_gt, ne[:1], [dict(ne[0], op="SCMP_CMP_MASKED_EQ", valueTwo=1), ne[1]]):
+        assert not [f for f in check(load(args)) if "OR-ed" in f], args
+    covering = lt_gt + [{"index": 0, "value": 5, "op": "SCMP_CMP_EQ"}]
+    assert [f for f in check(load(covering)) if "OR-ed" in f]

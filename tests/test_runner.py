@@ -472,6 +472,14 @@ def test_cli_a_profile_over_the_kernels_4096_instructions_is_refused_by_every_co
         assert "the kernel accepts at most 4096" in err and "Traceback" not in err, err
 
 
+def test_cli_run_says_when_the_profile_disables_seccomp(profile_file):
+    p = sandbox_cli("--profile", profile_file({}), "--", "grep", "Seccomp:", "/proc/self/status")
+    assert p.returncode == 0 and p.stdout.split() == [b"Seccomp:", b"0"], p
+    assert b"warning: the profile disables seccomp" in p.stderr, p.stderr
+    p = sandbox_cli("--profile", profile_file({"DefaultAction": "SCMP_ACT_ERRNO"}), "--", "true")
+    assert p.returncode == 125 and b'Docker would read this one as "defaultAction"' in p.stderr
+
+
 def test_cli_learn_checks_its_output_path_before_it_runs(tmp_path):
     marker = tmp_path / "ran"
     p = subprocess.run([sys.executable, "-m", "sandbox", "learn", "-o", "/nonexistent/x.json",

@@ -479,8 +479,9 @@ class Sandbox:
     def _start_zygote(self):
         caps = None
         if self.caps_mask is not None:
-            # what the jobs keep, plus what their set-up needs to drop the rest
-            extra = 1 << _zygote.CAP_SETPCAP
+            # what the jobs keep, plus what their set-up needs to drop the rest, and the
+            # right to kill what a job leaves behind under another uid (--user)
+            extra = (1 << _zygote.CAP_SETPCAP) | (1 << _zygote.CAP_KILL)
             if self.user is not None:
                 extra |= (1 << _zygote.CAP_SETUID) | (1 << _zygote.CAP_SETGID)
             caps = (self.caps_mask | extra) & _OWN_BOUNDING

@@ -363,6 +363,31 @@ def test_a_daemon_does_not_outlive_its_job_without_a_cgroup(pid_namespace):
     _assert_clean([m1, m2])
 
 
+@S.needs_root
+def test_leftovers_of_a_job_run_as_another_user_are_killed():
+    """The zygote (root with a few capabilities) kills what a --user job leaves behind, so it
+    keeps CAP_KILL. Without it the sweep after the job waited for a process it could not kill,
+    and the run (a whole batch, slot by slot) hung."""
+    m1, m2 = S.sleep_marker(), S.sleep_marker()
+    sb = Sandbox(S.docker_default(), user="nobody", zygote=True, timeout=10)
+    box = {}
+
+    def runs():
+        box["bg"] = sb.run(["sh", "-c", "sleep %s & echo ok" % m1])
+        box["setsid"] = sb.run(["sh", "-c", "setsid sleep %s & echo ok" % m2])
+    t = threading.Thread(target=runs, daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive(), "the run hung"   # (and the Sandbox is left as it is)
+    # gone with the job, not only once the zygote's PID namespace goes
+    left = S.procs_with(m1) + S.procs_with(m2)
+    sb.close()
+    for r in box.values():
+        assert (r.verdict, r.spawn_path, r.stdout) == ("OK", "zygote", b"ok\n"), r
+    assert left == []
+    _assert_clean([m1, m2])
+
+
 def test_a_running_jobs_own_orphans_survive_other_jobs_ending(zy, tmp_path):
     """An orphan of a job still running belongs to that job (its command is the subreaper),
     so another job's end does not take it."""

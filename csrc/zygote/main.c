@@ -337,10 +337,10 @@ static void kill_leftovers(void)
 
 			if (end == at)
 				break;
-			if (!find((pid_t)pid)) {
-				kill((pid_t)pid, SIGKILL);
+			/* (one we may not kill is not waited for: it would hang every later job; it
+			 * is reaped as an orphan when it ends) */
+			if (!find((pid_t)pid) && kill((pid_t)pid, SIGKILL) == 0)
 				doomed[n++] = (pid_t)pid;
-			}
 		}
 		if (n == 0)
 			return;

@@ -975,7 +975,7 @@ class Sandbox:
             result = self._verdict(argv, limits, pid, raw, cg, stats, own_pidns,
                                    capture_out=stdout is PIPE, capture_err=stderr is PIPE,
                                    log=log, spawn_path=spawn_path)
-            result.cancelled = cancelled
+            result.cancelled = bool(cancelled)
             if result.verdict == "SECCOMP_KILLED" and not result.killed_by:
                 self._name_the_kill(result, start, exe)
             return result

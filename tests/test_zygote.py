@@ -448,7 +448,11 @@ def test_cancel_all_kills_a_zygote_job(zy):
     r = join()
     assert (r.verdict, r.signal, r.cancelled, r.spawn_path) == (
         "SIGNALED", signal.SIGKILL, True, "zygote"), r
-    assert zy.run(["true"]).ok                   # the zygote itself is fine
+    later = zy.run(["true"])
+    assert later.ok                              # the zygote itself is fine
+    # a bool on every path, as the Result declares it (JSON true/false, not 1/0)
+    assert r.cancelled is True and later.cancelled is False
+    assert later.to_json()["cancelled"] is False
 
 
 def test_cancel_all_kills_a_direct_run_too_and_the_table_empties():

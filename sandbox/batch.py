@@ -54,7 +54,7 @@ import time
 import uuid
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
-from . import builtin, jobthreads, landlock, runslots
+from . import builtin, jobthreads, landlock, runslots, stopsignals
 from .limits import (add_limit_options, format_size, open_files_ceiling, parse_memory,
                      parse_output, parse_seconds, parse_size)
 from .result import Result
@@ -1007,9 +1007,9 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
 
 
 class _signals_held:
-    """Hold SIGINT and SIGTERM (in the main thread) for a few lines that must not be split by
+    """Hold SIGINT, SIGTERM and SIGHUP (in the main thread) for a few lines that must not be split by
     the KeyboardInterrupt or SystemExit their handlers raise; they arrive right after."""
-    SIGNALS = {signal.SIGINT, signal.SIGTERM}
+    SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
     def __enter__(self):
         self.on = threading.current_thread() is threading.main_thread()
@@ -1098,7 +1098,7 @@ exit status:
   0    every job passed
   1    a job failed (or a bad entry was skipped)
   2    bad jobs file or command line (with --strict: any bad entry; nothing runs)
-  130  interrupted (Ctrl-C); 143 for SIGTERM, which stops the batch the same way
+  130  interrupted (Ctrl-C); 143 for SIGTERM and 129 for SIGHUP, which stop the batch the same way
 """
 
 
@@ -1409,28 +1409,24 @@ def _run_and_report(args, jobs, problems, shown, default_profile, writer, where)
             err.write("sandbox batch: warning: -j %d needs about %d open files, but the hard "
                       "limit is %d (ulimit -Hn): jobs may fail with \"Too many open files\"; "
                       "use a smaller -j or raise the limit\n" % (parallel, need, have))
-    old_term = None
-    if threading.current_thread() is threading.main_thread():
-        old_term = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        from .junit import slim
+    with stopsignals.handled(on_sigterm):
+        try:
+            from .junit import slim
 
-        def on_result(jr):
-            writer(jr)   # the whole output goes to --results; what stays is what's reported
-            slim(jr, keep_for_report=bool(args.junit))
+            def on_result(jr):
+                writer(jr)   # the whole output goes to --results; what stays is what's reported
+                slim(jr, keep_for_report=bool(args.junit))
 
-        results = run_batch(jobs, jobs_parallel=parallel, executor=where.executor,
-                            kill_on_interrupt=where.kill_on_interrupt, on_result=on_result,
-                            default_profile=default_profile, on_progress=progress,
-                            grace=args.grace, user=args.user, zygote=args.zygote)
-    except BatchInterrupted as e:
-        interrupted = True
-        results, not_run = e.results, e.not_run
-    finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
-        progress.clear()
-        writer.close()
+            results = run_batch(jobs, jobs_parallel=parallel, executor=where.executor,
+                                kill_on_interrupt=where.kill_on_interrupt, on_result=on_result,
+                                default_profile=default_profile, on_progress=progress,
+                                grace=args.grace, user=args.user, zygote=args.zygote)
+        except BatchInterrupted as e:
+            interrupted = True
+            results, not_run = e.results, e.not_run
+        finally:
+            progress.clear()
+            writer.close()
     elapsed = time.monotonic() - start
 
     if args.junit:
@@ -1445,9 +1441,9 @@ def _run_and_report(args, jobs, problems, shown, default_profile, writer, where)
     if not args.quiet or interrupted:
         _summary(results, problems, not_run, elapsed, parallel, err)
     if interrupted:
-        print("sandbox batch: %s" % ("terminated (SIGTERM)" if terminated else "interrupted"),
+        print("sandbox batch: %s" % (stopsignals.describe(terminated[0]) if terminated else "interrupted"),
               file=err)
-        return 128 + signal.SIGTERM if terminated else EXIT_INTERRUPTED
+        return 128 + terminated[0] if terminated else EXIT_INTERRUPTED
     if problems or any(not r.passed for r in results):
         return EXIT_FAILED
     return EXIT_PASSED

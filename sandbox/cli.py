@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import Optional
 
-from . import _core, builtin, profile
+from . import _core, builtin, profile, stopsignals
 from .limits import add_limit_options
 from .policy import action_name
 
@@ -584,8 +584,8 @@ def threading_main() -> bool:
 
 
 def _terminate(signum, frame):
-    # SIGTERM ends the command too: raised inside the supervisor's wait, which then kills the
-    # run's whole tree before the exception leaves
+    # SIGTERM (or SIGHUP) ends the command too: raised inside the supervisor's wait, which then
+    # kills the run's whole tree before the exception leaves
     raise SystemExit(128 + signum)
 
 
@@ -596,7 +596,8 @@ def main(argv=None) -> int:
         parser.commands.get(args.command, parser).error(
             "unrecognized arguments: %s" % " ".join(unknown))
     if threading_main():
-        signal.signal(signal.SIGTERM, _terminate)
+        for sig in stopsignals.stopping():
+            signal.signal(sig, _terminate)
     try:
         return args.func(args)
     except (profile.ProfileError, _core.CompileError) as e:

@@ -5,12 +5,10 @@ import argparse
 import json
 import os
 import shlex
-import signal
 import sys
-import threading
 import time
 
-from . import batch, builtin
+from . import batch, builtin, stopsignals
 from .grading import DEFAULT_PROFILE, TESTS_TOML, GradeError, GradeReport, grade
 from .limits import add_limit_options
 
@@ -74,7 +72,7 @@ exit status:
   1    some test was not AC
   2    bad command line
   125  grading failed: bad DIR, tests.toml, checker or profile, or a test ended in SE
-  130  interrupted (Ctrl-C); 143 for SIGTERM
+  130  interrupted (Ctrl-C); 143 for SIGTERM, 129 for SIGHUP
 """
 
 
@@ -176,30 +174,26 @@ def cmd_grade(args) -> int:
         terminated.append(signum)
         raise KeyboardInterrupt
 
-    old_term = None
-    if threading.current_thread() is threading.main_thread():
-        old_term = signal.signal(signal.SIGTERM, on_sigterm)
-    start = time.monotonic()
-    try:
-        report = grade(cmd, args.tests, checker=args.checker, profile=_check_profile(args.profile),
-                       jobs=args.parallel, time_limit=args.time_limit,
-                       wall_limit=args.wall_limit, memory_limit=args.memory_limit,
-                       output_limit=args.output_limit, user=args.user, on_progress=progress)
-        interrupted = None
-    except GradeError as e:
-        print("sandbox grade: %s" % e, file=err)
-        return EXIT_SANDBOX
-    except batch.BatchInterrupted as e:
-        from .grading import _as_test_result
-        interrupted = len(e.not_run)
-        report = GradeReport(solution=cmd, tests_dir=os.path.abspath(args.tests),
-                             profile=args.profile,
-                             tests=[_as_test_result(jr) for jr in e.results],
-                             elapsed=time.monotonic() - start)
-    finally:
-        progress.clear()
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
+    with stopsignals.handled(on_sigterm):
+        start = time.monotonic()
+        try:
+            report = grade(cmd, args.tests, checker=args.checker,
+                           profile=_check_profile(args.profile), jobs=args.parallel, time_limit=args.time_limit,
+                           wall_limit=args.wall_limit, memory_limit=args.memory_limit,
+                           output_limit=args.output_limit, user=args.user, on_progress=progress)
+            interrupted = None
+        except GradeError as e:
+            print("sandbox grade: %s" % e, file=err)
+            return EXIT_SANDBOX
+        except batch.BatchInterrupted as e:
+            from .grading import _as_test_result
+            interrupted = len(e.not_run)
+            report = GradeReport(solution=cmd, tests_dir=os.path.abspath(args.tests),
+                                 profile=args.profile,
+                                 tests=[_as_test_result(jr) for jr in e.results],
+                                 elapsed=time.monotonic() - start)
+        finally:
+            progress.clear()
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -218,9 +212,9 @@ def cmd_grade(args) -> int:
     if interrupted is not None:
         killed = sum(1 for t in report.tests if t.interrupted)
         print("sandbox grade: %s: %d finished, %d killed, %d not run" % (
-            "terminated (SIGTERM)" if terminated else "interrupted",
+            stopsignals.describe(terminated[0]) if terminated else "interrupted",
             len(report.tests) - killed, killed, interrupted), file=err)
-        return 128 + signal.SIGTERM if terminated else EXIT_INTERRUPTED
+        return 128 + terminated[0] if terminated else EXIT_INTERRUPTED
     return exit_status(report)
 
 

@@ -563,24 +563,28 @@ def test_cli_missing_stdin_file_is_a_sandbox_error(tmp_path):
     assert b"missing" in p.stderr
 
 
-def test_cli_sigint_ends_the_run():
+@pytest.mark.parametrize("sig, options", [
+    (signal.SIGINT, []), (signal.SIGTERM, ["--no-pid-namespace"]),
+    (signal.SIGHUP, ["--no-pid-namespace"])])
+def test_cli_a_stop_signal_ends_the_run_and_its_tree(sig, options):
     """Regression: Ctrl-C was ignored until the command ended by itself (the C loop retried
-    poll() on EINTR with the GIL released)."""
+    poll() on EINTR with the GIL released); SIGHUP (a closed terminal) killed the supervisor
+    alone, leaving a tree without a PID namespace of its own running."""
     m = S.sleep_marker()
     env = dict(os.environ, PYTHONPATH=str(S.REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "run", "--profile",
-                             S.docker_default(), "--", "sleep", m], cwd=str(S.REPO), env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "run", *options, "--profile",
+                             S.docker_default(), "--", "sh", "-c", "sleep %s & wait" % m],
+                            cwd=str(S.REPO), env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: [p for p in S.procs_with(m) if p[2].startswith("sleep")], 30,
                  "the command never started")
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         try:
             status = proc.wait(10)
         except subprocess.TimeoutExpired:
-            pytest.fail("sandbox run still running 10 s after SIGINT")
-        assert status == 130
+            pytest.fail("sandbox run still running 10 s after %s" % sig.name)
+        assert status == 128 + sig
         assert S.wait_gone(m, timeout=3.0) == []
     finally:
         proc.kill()

@@ -1,0 +1,35 @@
+"""The signals that stop a command of the command line the way SIGTERM does: SIGTERM (a CI
+cancelling the job, `timeout`, `kill`) and SIGHUP (the terminal or ssh session went away),
+unless SIGHUP is ignored (`nohup`). Left to their default action, they would end the supervisor
+without killing what it runs: a run without a PID namespace of its own would keep going."""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+
+def stopping() -> list:
+    """The stop signals this process does not ignore."""
+    return [sig for sig in (signal.SIGTERM, signal.SIGHUP)
+            if sig == signal.SIGTERM or signal.getsignal(sig) is not signal.SIG_IGN]
+
+
+@contextlib.contextmanager
+def handled(handler):
+    """Install handler(signum, frame) for the stop signals while the block runs (only in the
+    main thread, where Python delivers signals), then restore the previous handlers."""
+    old = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in stopping():
+            old[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+def describe(signum: int) -> str:
+    """'terminated (SIGTERM)', 'terminated (SIGHUP)'."""
+    return "terminated (%s)" % signal.Signals(signum).name

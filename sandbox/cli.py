@@ -260,6 +260,8 @@ exit status (like coreutils timeout):
          kernel, set-up error
   126    the command was found but could not be executed
   127    the command was not found
+sandbox itself stopped by SIGINT, SIGTERM or SIGHUP kills the command and everything it
+started, and exits 130, 143 or 129; with --json the Result (cancelled: true) still prints.
 """
 
 
@@ -438,7 +440,7 @@ def run_exit_status(result) -> int:
 
 
 def cmd_run(args) -> int:
-    from .runner import INHERIT, PIPE, Sandbox, SetupRefused
+    from .runner import INHERIT, PIPE, Sandbox, SetupRefused, cancel_all
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
@@ -475,13 +477,26 @@ def cmd_run(args) -> int:
     except OSError as e:
         print("sandbox: --stdin %s: %s" % (args.stdin, e.strerror), file=sys.stderr)
         return 125
+    stopped = []
     try:
         out = PIPE if args.json else INHERIT
-        result = sb.run(cmd, stdin=stdin, stdout=out, stderr=out)
+        if args.json:
+            # a stop still prints the Result: the run is cancelled (killed with its tree) and
+            # ends as any other; before it is running, the stop is raised as without --json
+            def cancel(signum, frame):
+                stopped.append(signum)
+                if not cancel_all():
+                    raise SystemExit(128 + signum)
+            with stopsignals.handled(cancel, signal.SIGINT):
+                result = sb.run(cmd, stdin=stdin, stdout=out, stderr=out)
+        else:
+            result = sb.run(cmd, stdin=stdin, stdout=out, stderr=out)
     finally:
         _close_stdin(stdin)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
+        if stopped:
+            return 128 + stopped[0]
     elif result.verdict not in ("OK", "NONZERO_EXIT"):
         print("sandbox: %s" % result.describe(), file=sys.stderr)
     if not args.quiet_log:

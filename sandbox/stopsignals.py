@@ -16,12 +16,13 @@ def stopping() -> list:
 
 
 @contextlib.contextmanager
-def handled(handler):
-    """Install handler(signum, frame) for the stop signals while the block runs (only in the
-    main thread, where Python delivers signals), then restore the previous handlers."""
+def handled(handler, *more):
+    """Install handler(signum, frame) for the stop signals (and the signals in more) while the
+    block runs (only in the main thread, where Python delivers signals), then restore the
+    previous handlers."""
     old = {}
     if threading.current_thread() is threading.main_thread():
-        for sig in stopping():
+        for sig in stopping() + list(more):
             old[sig] = signal.signal(sig, handler)
     try:
         yield

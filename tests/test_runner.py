@@ -592,6 +592,28 @@ def test_cli_a_stop_signal_ends_the_run_and_its_tree(sig, options):
         S.kill_all_with(m)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_cli_json_still_prints_the_result_of_a_stopped_run(sig):
+    m = S.sleep_marker()
+    env = dict(os.environ, PYTHONPATH=str(S.REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "run", "--json", "--profile",
+                             S.docker_default(), "--", "sh", "-c", "sleep %s & wait" % m],
+                            cwd=str(S.REPO), env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: [p for p in S.procs_with(m) if p[2].startswith("sleep")], 30,
+                 "the command never started")
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=10)
+        assert proc.returncode == 128 + sig
+        doc = json.loads(out)
+        assert doc["cancelled"] is True and doc["verdict"] == "SIGNALED", doc
+        assert S.wait_gone(m, timeout=3.0) == []
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 # ------------------------------------------------------------------------------------------
 # the library's own edges
 

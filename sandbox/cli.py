@@ -604,7 +604,21 @@ def _terminate(signum, frame):
     raise SystemExit(128 + signum)
 
 
+def _open_standard_fds() -> None:
+    """Put /dev/null where stdin, stdout or stderr is closed, as sudo and ssh do: else the
+    first descriptor the sandbox opens takes that number and reaches the command as its
+    stdout (a pipe, a cgroup file, or another stream's file)."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            got = os.open(os.devnull, os.O_RDWR)   # (the lowest free number: this one)
+            if got != fd:
+                os.close(got)
+
+
 def main(argv=None) -> int:
+    _open_standard_fds()
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # (said by the command's parser: its usage, its exit status)

@@ -480,6 +480,17 @@ def test_cli_run_says_when_the_profile_disables_seccomp(profile_file):
     assert p.returncode == 125 and b'Docker would read this one as "defaultAction"' in p.stderr
 
 
+def test_cli_a_closed_standard_stream_reaches_the_command_as_dev_null(tmp_path):
+    """Not whatever the sandbox happened to open first on that number."""
+    code = "import os, sys; sys.stderr.write(os.readlink('/proc/self/fd/1') + '\\n')"
+    err = tmp_path / "err"
+    p = subprocess.run(["sh", "-c", 'exec >&- <&-; exec "$@" 2>%s' % err, "sh", sys.executable,
+                        "-m", "sandbox", "run", "--profile", S.docker_default(), "--",
+                        sys.executable, "-c", code],
+                       env=dict(os.environ, PYTHONPATH=str(S.REPO)), timeout=60)
+    assert p.returncode == 0 and err.read_text() == "/dev/null\n", err.read_text()
+
+
 def test_cli_learn_checks_its_output_path_before_it_runs(tmp_path):
     marker = tmp_path / "ran"
     p = subprocess.run([sys.executable, "-m", "sandbox", "learn", "-o", "/nonexistent/x.json",

@@ -5,6 +5,7 @@ reported, and the command line maps verdicts to the documented exit statuses.
 Profiles: Docker's default (shared/profiles/docker-default.json, read in place; skipped when
 absent) and the built-in `default` (skipped while sandbox/profiles/default.json does not exist).
 """
+import contextlib
 import errno
 import gc
 import json
@@ -574,6 +575,24 @@ def test_cli_missing_stdin_file_is_a_sandbox_error(tmp_path):
     assert b"missing" in p.stderr
 
 
+@contextlib.contextmanager
+def _stoppable_run(*options, stdout=subprocess.DEVNULL):
+    """`sandbox run OPTIONS -- sh -c 'sleep M & wait'`, once its sleep runs: (process, M)."""
+    m = S.sleep_marker()
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "run", *options, "--profile",
+                             S.docker_default(), "--", "sh", "-c", "sleep %s & wait" % m],
+                            cwd=str(S.REPO), env=dict(os.environ, PYTHONPATH=str(S.REPO)),
+                            stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: [p for p in S.procs_with(m) if p[2].startswith("sleep")], 30,
+                 "the command never started")
+        yield proc, m
+    finally:
+        proc.kill()
+        proc.wait()
+        S.kill_all_with(m)
+
+
 @pytest.mark.parametrize("sig, options", [
     (signal.SIGINT, []), (signal.SIGTERM, ["--no-pid-namespace"]),
     (signal.SIGHUP, ["--no-pid-namespace"])])
@@ -581,15 +600,7 @@ def test_cli_a_stop_signal_ends_the_run_and_its_tree(sig, options):
     """Regression: Ctrl-C was ignored until the command ended by itself (the C loop retried
     poll() on EINTR with the GIL released); SIGHUP (a closed terminal) killed the supervisor
     alone, leaving a tree without a PID namespace of its own running."""
-    m = S.sleep_marker()
-    env = dict(os.environ, PYTHONPATH=str(S.REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "run", *options, "--profile",
-                             S.docker_default(), "--", "sh", "-c", "sleep %s & wait" % m],
-                            cwd=str(S.REPO), env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: [p for p in S.procs_with(m) if p[2].startswith("sleep")], 30,
-                 "the command never started")
+    with _stoppable_run(*options) as (proc, m):
         proc.send_signal(sig)
         try:
             status = proc.wait(10)
@@ -597,32 +608,17 @@ def test_cli_a_stop_signal_ends_the_run_and_its_tree(sig, options):
             pytest.fail("sandbox run still running 10 s after %s" % sig.name)
         assert status == 128 + sig
         assert S.wait_gone(m, timeout=3.0) == []
-    finally:
-        proc.kill()
-        proc.wait()
-        S.kill_all_with(m)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_cli_json_still_prints_the_result_of_a_stopped_run(sig):
-    m = S.sleep_marker()
-    env = dict(os.environ, PYTHONPATH=str(S.REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "run", "--json", "--profile",
-                             S.docker_default(), "--", "sh", "-c", "sleep %s & wait" % m],
-                            cwd=str(S.REPO), env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: [p for p in S.procs_with(m) if p[2].startswith("sleep")], 30,
-                 "the command never started")
+    with _stoppable_run("--json", stdout=subprocess.PIPE) as (proc, m):
         proc.send_signal(sig)
         out, _ = proc.communicate(timeout=10)
         assert proc.returncode == 128 + sig
         doc = json.loads(out)
         assert doc["cancelled"] is True and doc["verdict"] == "SIGNALED", doc
         assert S.wait_gone(m, timeout=3.0) == []
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 # ------------------------------------------------------------------------------------------

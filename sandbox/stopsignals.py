@@ -9,20 +9,20 @@ import signal
 import threading
 
 
-def stopping() -> list:
-    """The stop signals this process does not ignore."""
-    return [sig for sig in (signal.SIGTERM, signal.SIGHUP)
+def stopping(*more) -> list:
+    """The stop signals (and those in more) this process does not ignore; SIGTERM always."""
+    return [sig for sig in (signal.SIGTERM, signal.SIGHUP, *more)
             if sig == signal.SIGTERM or signal.getsignal(sig) is not signal.SIG_IGN]
 
 
 @contextlib.contextmanager
 def handled(handler, *more):
-    """Install handler(signum, frame) for the stop signals (and the signals in more) while the
-    block runs (only in the main thread, where Python delivers signals), then restore the
-    previous handlers."""
+    """Install handler(signum, frame) for the stop signals (and the signals in more) that are
+    not ignored (a shell starts background jobs with SIGINT ignored) while the block runs,
+    only in the main thread, where Python delivers signals; then restore the previous ones."""
     old = {}
     if threading.current_thread() is threading.main_thread():
-        for sig in stopping() + list(more):
+        for sig in stopping(*more):
             old[sig] = signal.signal(sig, handler)
     try:
         yield

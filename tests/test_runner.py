@@ -478,7 +478,27 @@ def test_cli_run_says_when_the_profile_disables_seccomp(profile_file):
     assert p.returncode == 0 and p.stdout.split() == [b"Seccomp:", b"0"], p
     assert b"warning: the profile disables seccomp" in p.stderr, p.stderr
     p = sandbox_cli("--profile", profile_file({"DefaultAction": "SCMP_ACT_ERRNO"}), "--", "true")
-    assert p.returncode == 125 and b'Docker would read this one as "defaultAction"' in p.stderr
+    assert p.returncode == 125 and b'(Docker, podman) would read this one as "defaultAction"' in p.stderr
+
+
+def test_cli_json_leaves_an_ignored_sigint_ignored():
+    """A shell starts background jobs with SIGINT ignored: a Ctrl-C meant for the script must
+    not stop them (the --json stop handler used to install itself over SIG_IGN)."""
+    m = S.sleep_marker()
+    proc = subprocess.Popen(["sh", "-c", "trap '' INT; exec \"$@\"", "sh", sys.executable, "-m",
+                             "sandbox", "run", "--json", "--profile", S.docker_default(), "--",
+                             "sh", "-c", "sleep 1.5", m],   # (m: the command's $0)
+                            env=dict(os.environ, PYTHONPATH=str(S.REPO)),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    try:
+        wait_for(lambda: [p for p in S.procs_with(m) if p[2].startswith("sh -c sleep")], 30,
+                 "the command never started")
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0 and json.loads(out)["verdict"] == "OK"
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_cli_a_closed_standard_stream_reaches_the_command_as_dev_null(tmp_path):

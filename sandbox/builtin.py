@@ -64,8 +64,10 @@ def fs_default(spec) -> Optional[dict]:
     if not isinstance(spec, (str, os.PathLike)):
         return None
     text = os.fspath(spec)
-    if is_name(text) or not os.path.exists(text):
+    if is_name(spec):
         return FS_DEFAULTS.get(text)
+    if not os.path.exists(text):
+        return None
     for name, default in FS_DEFAULTS.items():
         if Path(text).resolve() == path(name):
             return default
@@ -73,7 +75,8 @@ def fs_default(spec) -> Optional[dict]:
 
 
 def resolve(spec) -> object:
-    """A built-in name becomes its file's path; a path, dict or JSON text passes through.
+    """A built-in name (a str) becomes its file's path; a path (a str that is not a built-in's
+    name, or any os.PathLike), dict or JSON text passes through.
 
     A string that is neither a built-in name nor an existing file is returned unchanged, so the
     loader reports "file not found" with the name the user typed."""
@@ -92,6 +95,9 @@ def source(spec) -> object:
         text = os.fspath(spec)
         if not text.lstrip().startswith("{") and not os.path.exists(text):
             from .profile import ProfileError
+            if not isinstance(spec, str):
+                raise ProfileError("", "%s: no such file (a built-in profile is named by a "
+                                   "str, not a path)" % text)
             raise ProfileError("", "%s: no such file or built-in profile (built-ins: %s)"
                                % (text, ", ".join(names())))
     return resolved

@@ -543,6 +543,11 @@ def test_a_builtin_name_wins_over_a_file_of_that_name(tmp_path, monkeypatch):
     assert builtin.resolve("./default") == "./default"
     assert builtin.path("./default") is None and builtin.path("../profiles/default") is None
     assert builtin.fs_default("./grader") is None
+    # a path object is a path, never a name: its file, or an error
+    assert builtin.resolve(Path("default")) == Path("default")
+    assert builtin.fs_default(Path("grader")) is None
+    with pytest.raises(profile.ProfileError, match="named by a str"):
+        builtin.source(Path("no-network"))
     text = json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "comment": "x" * 4000})
     assert builtin.resolve(text) is text and builtin.source(text) is text   # (not a file name)
     with Sandbox("grader") as sb:

@@ -346,11 +346,17 @@ def _select_profile(doc, source: str) -> tuple:
 # Phase 2 helpers: typed field access. Absent and null mean the same (Go decodes null as zero).
 
 
+def _fold(key: str) -> str:
+    """A key as Go's encoding/json compares it case-insensitively (simple folding: the long s
+    matches "s", the Kelvin sign "k")."""
+    return key.lower().upper()
+
+
 def _require(obj: dict, key: str, path: str):
     """obj[key]; a missing key is an error that points out a case-only near miss."""
     if key in obj:
         return obj[key]
-    near = [k for k in obj if k.lower() == key.lower()]
+    near = [k for k in obj if _fold(k) == _fold(key)]
     if near:
         raise ProfileError(_key(path, key), "missing (found %s: keys are case-sensitive here)"
                            % _show(near[0]))
@@ -497,12 +503,14 @@ class _Loader:
         for key in obj:
             if key in known:
                 continue
-            near = [k for k in sorted(known) if k.lower() == key.lower()]
+            near = [k for k in sorted(known) if k != "comment" and _fold(k) == _fold(key)]
             if near:
-                # Go matches keys case-insensitively: Docker would apply this one, and ignoring
-                # it could leave a wider filter (an "Args" that narrows a rule) or none at all
-                raise ProfileError(_key(path, key), "keys are case-sensitive here, and Docker "
-                                   "would read this one as %s: write it so" % _show(near[0]))
+                # Go matches keys case-insensitively: Docker (podman) would apply this one,
+                # and ignoring it could leave a wider filter (an "Args" that narrows a rule)
+                # or none at all
+                raise ProfileError(_key(path, key), "keys are case-sensitive here, and Go "
+                                   "(Docker, podman) would read this one as %s: write it so"
+                                   % _show(near[0]))
             self.warn(_key(path, key), "unknown key, ignored")
 
     # -- the whole profile
@@ -516,7 +524,7 @@ class _Loader:
             # strength of a profile with keys we do not know (a misspelt "defaultAction")
             if self.warnings:
                 raise ProfileError(self.root, "no defaultAction and no syscalls, which disables "
-                                   "seccomp, beside keys this loader does not know (%s): "
+                                   "seccomp, beside what loading it warned about (%s): "
                                    "refusing to run without a filter on that"
                                    % "; ".join(self.warnings))
             return None

@@ -676,6 +676,8 @@ def test_unknown_keys_are_warnings_with_their_path():
     ("syscalls[0]", "Includes", "includes"),
     ("", "Syscalls", "syscalls"),
     ("", "DefaultAction", "defaultAction"),
+    ("syscalls[0]", "argſ", "args"),              # U+017F: Go folds the long s to "s"
+    ("syscalls[0]", "excludeſ", "excludes"),
 ])
 def test_a_key_known_but_for_its_case_is_an_error(where, key, known):
     """Go reads keys case-insensitively: Docker would apply an "Args" that narrows a rule, so
@@ -694,11 +696,19 @@ def test_a_key_known_but_for_its_case_is_an_error(where, key, known):
         if known in target:
             target[key] = target.pop(known)
         else:
-            target[key] = {} if known == "includes" else 1
+            target[key] = {} if known in ("includes", "excludes") else 1
     with pytest.raises(ProfileError) as exc:
         load(doc, **HOST)
     assert exc.value.path == (where + "." + key if where else key)
-    assert 'Docker would read this one as "%s"' % known in str(exc.value)
+    assert '(Docker, podman) would read this one as "%s"' % known in str(exc.value)
+
+
+def test_a_comment_in_another_case_stays_a_warning():
+    """comment does not change the filter (and moby's top level has no such field)."""
+    doc = {"Comment": "x", "defaultAction": "SCMP_ACT_ERRNO",
+           "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "COMMENT": "y"}]}
+    assert load(doc, **HOST).warnings == ["Comment: unknown key, ignored",
+                                          "syscalls[0].COMMENT: unknown key, ignored"]
 
 
 def test_a_profile_that_disables_seccomp_with_unknown_keys_is_refused():

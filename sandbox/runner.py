@@ -1048,8 +1048,9 @@ class Sandbox:
         elif raw["wall_exceeded"]:
             verdict, kind = "TIME_LIMIT", "wall"
         elif raw["cpu_exceeded"] or sig == signal.SIGXCPU or (
-                limits.cpu_time is not None and cpu_time > limits.cpu_time
-                and (sig is not None or exit_code != 0)):
+                limits.cpu_time is not None and cpu_time > limits.cpu_time):
+            # (also a run that finished: without a cgroup the limit is RLIMIT_CPU, in whole
+            # seconds, so a 0.2 s limit lets a run use up to a second and end by itself)
             verdict, kind = "TIME_LIMIT", "cpu"
         elif stats.get("oom_kills", 0) > 0 or (
                 limits.memory is not None and memory_source == "rusage-upper-bound"

@@ -293,6 +293,18 @@ def test_limits_the_kernel_cannot_hold_are_refused_up_front():
         in p.stderr, p.stderr
 
 
+def test_a_run_over_its_cpu_limit_is_a_time_limit_even_when_it_ends_by_itself():
+    """Without a cgroup (no root) the limit is RLIMIT_CPU in whole seconds: a 0.2 s limit let
+    a run use up to a second, and one that finished in that time was OK (a judge gave AC)."""
+    burn = ("import time\nend = time.process_time() + 0.5\n"
+            "while time.process_time() < end: pass\nprint('done')")
+    with Sandbox(S.docker_default(), use_cgroup=False, cpu_time=0.2) as sb:
+        r = sb.run([sys.executable, "-c", burn])
+    assert (r.verdict, r.time_limit_kind, r.exit_code, r.stdout) == (
+        "TIME_LIMIT", "cpu", 0, b"done\n"), r
+    assert r.cpu_source == "rusage" and r.cpu_time > 0.2
+
+
 def test_a_memory_limit_too_small_to_start_anything_is_refused():
     """1K used to end `true` with status 127 and no word why (its loader could not map libc)."""
     from sandbox.limits import Limits

@@ -1351,7 +1351,7 @@ def _cmd_batch(args) -> int:
     if args.user is not None:
         from . import runner
         try:
-            runner._resolve_user(args.user)
+            runner.check_user(args.user)
         except (KeyError, ValueError, runner.SetupRefused) as e:
             print("sandbox batch: --user %s: %s" % (args.user, e.args[0] if e.args else e),
                   file=err)

@@ -470,8 +470,12 @@ class _Scratch:
         os.mkdir(self.work, 0o700)
         if user is not None:
             from .runner import _resolve_user
-            uid, gid = _resolve_user(user)[:2]
-            os.chown(self.work, uid, gid)
+            try:
+                uid, gid = _resolve_user(user)[:2]
+                os.chown(self.work, uid, gid)
+            except BaseException:
+                self.remove()
+                raise
             os.chmod(self.top, 0o711)   # it may pass through to work/, not list or write here
 
     def write_output(self, data: bytes) -> str:

@@ -198,6 +198,27 @@ class SetupRefused(Exception):
         super().__init__(message)
 
 
+def _can_change_ids() -> bool:
+    """Whether this process holds CAP_SETUID and CAP_SETGID (root has them), which a run as
+    another user needs (setgroups, setresgid, setresuid in the child)."""
+    try:
+        with open("/proc/self/status") as f:
+            eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    except (OSError, StopIteration, ValueError):
+        return os.geteuid() == 0
+    return bool(eff & (1 << 6) and eff & (1 << 7))
+
+
+def check_user(user):
+    """_resolve_user(user), refused (SetupRefused) up front where this process cannot become
+    that user: every run would fail in the child otherwise."""
+    ids = _resolve_user(user)
+    if ids is not None and not _can_change_ids():
+        raise SetupRefused("user", "--user needs root (or CAP_SETUID and CAP_SETGID); run as "
+                                   "root, or drop the option")
+    return ids
+
+
 def _resolve_user(user):
     """(uid, gid, groups, home) for a name, a uid, or "uid:gid"."""
     import grp
@@ -309,7 +330,7 @@ class Sandbox:
         self._ruleset = None
         if protect_supervisor:
             _protect_supervisor()
-        self.user = _resolve_user(user) if user is not None else None
+        self.user = check_user(user) if user is not None else None
         self.is_root = os.geteuid() == 0
         if caps is None and self.user is not None and self.user[0] != 0:
             caps = "none"  # a non-root user ends up with no capabilities at all

@@ -853,3 +853,22 @@ def test_a_solution_cannot_read_the_expected_output(tmp_path):
     assert t.verdict == "RE" and t.result.exit_code == 4, t.message
     assert b"refused 13" in t.result.stderr
     assert t.result.landlock and t.result.landlock["available"]
+
+
+def test_user_without_the_privilege_to_switch_is_refused_before_any_test(tmp_path,
+                                                                        monkeypatch):
+    """Without root, --user made every test an SE with a raw PermissionError, and left a
+    scratch directory behind per test: refused up front now, as run and batch do."""
+    from sandbox import grading, runner
+    monkeypatch.setattr(runner, "_can_change_ids", lambda: False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))   # (where scratch dirs go)
+    d = make_tests(tmp_path, {"1": ("", "")})
+    with pytest.raises(GradeError, match="--user needs root"):
+        sandbox.grade(["true"], d, user="nobody")
+    with pytest.raises(runner.SetupRefused, match="--user needs root"):
+        runner.Sandbox("default", user="nobody")
+    # and a scratch directory that cannot be handed to the user is not left behind
+    monkeypatch.setattr(os, "chown", lambda *a: (_ for _ in ()).throw(PermissionError(1, "no")))
+    with pytest.raises(PermissionError):
+        grading._Scratch(user="nobody")
+    assert not list(tmp_path.glob("sandbox-grade-*"))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -617,6 +618,18 @@ def _open_standard_fds() -> None:
                 os.close(got)
 
 
+def _show_library_warnings() -> logging.Handler:
+    """What the library logs as a warning on logger "sandbox" (e.g. runs that get no PID
+    namespace, so a setsid daemon can escape) reaches the user on stderr; the calls a filter
+    denied (logger "sandbox.seccomp") have their own summary."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("sandbox: warning: %(message)s"))
+    handler.addFilter(lambda record: not record.name.startswith("sandbox.seccomp"))
+    logging.getLogger("sandbox").addHandler(handler)
+    return handler
+
+
 def main(argv=None) -> int:
     _open_standard_fds()
     parser = build_parser()
@@ -627,6 +640,7 @@ def main(argv=None) -> int:
     if threading_main():
         for sig in stopsignals.stopping():
             signal.signal(sig, _terminate)
+    warnings = _show_library_warnings()
     try:
         return args.func(args)
     except (profile.ProfileError, _core.CompileError) as e:
@@ -639,6 +653,8 @@ def main(argv=None) -> int:
         print("sandbox: interrupted; the command and everything it started were killed",
               file=sys.stderr)
         return 130
+    finally:
+        logging.getLogger("sandbox").removeHandler(warnings)   # (main may be called again)
 
 
 if __name__ == "__main__":

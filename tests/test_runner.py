@@ -752,3 +752,18 @@ def test_a_failure_between_start_and_supervision_kills_and_reaps_the_run(
     assert S.zombie_children() == [] and S.no_waitable_child()
     assert S.fd_count() == before
     sb.close()
+
+
+def test_cli_shows_the_librarys_warnings_but_not_each_denial(capsys):
+    """The "runs get no PID namespace" warning went to a NullHandler: a CLI user never saw
+    that a setsid daemon could escape."""
+    import logging
+    from sandbox import cli
+    handler = cli._show_library_warnings()
+    try:
+        logging.getLogger("sandbox").warning("runs get no PID namespace")
+        logging.getLogger("sandbox.seccomp").warning("true: ERRNO x1")   # (summarised apart)
+        logging.getLogger("sandbox").info("not a warning")
+    finally:
+        logging.getLogger("sandbox").removeHandler(handler)
+    assert capsys.readouterr().err == "sandbox: warning: runs get no PID namespace\n"

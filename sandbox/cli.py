@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -10,7 +11,7 @@ import sys
 from typing import Optional
 
 from . import _core, builtin, profile, stopsignals
-from .limits import add_limit_options
+from .limits import add_limit_options, cli_type
 from .policy import action_name
 
 EXIT_OK = 0
@@ -32,30 +33,17 @@ timeout does); batch and grade have theirs: see `sandbox COMMAND --help`.
 """
 
 
-def _checked(parse):
-    """An argparse type that checks a value with parse (a ValueError is a usage error, exit 2,
-    or 125 for run and learn) and keeps its text for the loader."""
-    def check(text):
-        try:
-            parse(text)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(str(e))
-        return text
-    check.__name__ = parse.__name__   # (what argparse names in "invalid ... value")
-    return check
-
-
 def _add_resolution_options(g, run: bool = False) -> None:
     """Options that decide how a profile resolves and compiles (shared by every command)."""
     if not run:
-        g.add_argument("--host-arch", metavar="ARCH", type=_checked(profile.normalize_arch),
+        g.add_argument("--host-arch", metavar="ARCH", type=cli_type(profile.normalize_arch, keep_text=True),
                        help="host architecture: x86_64, x86, aarch64, arm (default: this machine)")
-    g.add_argument("--caps", metavar="LIST", type=_checked(profile.parse_caps),
+    g.add_argument("--caps", metavar="LIST", type=cli_type(profile.parse_caps, keep_text=True),
                    help="capabilities for includes/excludes%s: comma-separated names "
                         "(CAP_SYS_ADMIN,...), 'docker' (Docker's default container set), 'all' "
                         "or 'none' (default: what the sandboxed process gets: Docker's set when "
                         "run as root, none otherwise)" % (" and kept by the command" if run else ""))
-    g.add_argument("--kernel", metavar="X.Y", type=_checked(profile.parse_release),
+    g.add_argument("--kernel", metavar="X.Y", type=cli_type(profile.parse_release, keep_text=True),
                    help="kernel version for minKernel (default: the running kernel)")
     g.add_argument("--no-enosys-stub", action="store_true",
                    help="do not add runc's ENOSYS answer for syscalls newer than the profile")
@@ -315,10 +303,9 @@ def load_policy(args) -> Optional[object]:
                         args_like_libseccomp=args.args_like_libseccomp)
 
 
-def _print_warnings(policy, stream=None) -> None:
-    stream = stream or sys.stderr
-    for w in policy.warnings:
-        print("sandbox: warning: %s" % w, file=stream)
+def _print_warnings(warnings) -> None:
+    for w in warnings:
+        print("sandbox: warning: %s" % w, file=sys.stderr)
 
 
 def _require_policy(policy, spec: str):
@@ -333,10 +320,11 @@ def cmd_compile(args) -> int:
     from .filter import compile_policy
     from .disasm import disassemble
 
-    if args.output and _output_problem(args.output):
-        _usage_error("-o %s" % _output_problem(args.output))
+    problem = _output_problem(args.output) if args.output else None
+    if problem:
+        _usage_error("-o %s" % problem)
     policy = _require_policy(load_policy(args), args.profile)
-    _print_warnings(policy)
+    _print_warnings(policy.warnings)
     flt = compile_policy(policy)
     fmt = args.format
     if fmt is None:
@@ -366,7 +354,7 @@ def cmd_explain(args) -> int:
     from .filter import compile_policy
 
     policy = _require_policy(load_policy(args), args.profile)
-    _print_warnings(policy)
+    _print_warnings(policy.warnings)
     if len(args.args) > 6:
         _usage_error("a syscall has at most 6 arguments")
     call_args = [_int_arg(a) for a in args.args]
@@ -471,8 +459,7 @@ def cmd_run(args) -> int:
         print("sandbox: %s" % e, file=sys.stderr)
         return 125
     if not args.json:
-        for w in sb.profile_warnings:
-            print("sandbox: warning: %s" % w, file=sys.stderr)
+        _print_warnings(sb.profile_warnings)
     try:
         stdin = _open_stdin(args.stdin)
     except OSError as e:
@@ -481,16 +468,14 @@ def cmd_run(args) -> int:
     stopped = []
     try:
         out = PIPE if args.json else INHERIT
-        if args.json:
-            # a stop still prints the Result: the run is cancelled (killed with its tree) and
-            # ends as any other; before it is running, the stop is raised as without --json
-            def cancel(signum, frame):
-                stopped.append(signum)
-                if not cancel_all():
-                    raise SystemExit(128 + signum)
-            with stopsignals.handled(cancel, signal.SIGINT):
-                result = sb.run(cmd, stdin=stdin, stdout=out, stderr=out)
-        else:
+        # with --json a stop still prints the Result: the run is cancelled (killed with its
+        # tree) and ends as any other; before it is running, the stop is raised as without
+        def cancel(signum, frame):
+            stopped.append(signum)
+            if not cancel_all():
+                raise SystemExit(128 + signum)
+        with (stopsignals.handled(cancel, signal.SIGINT) if args.json
+              else contextlib.nullcontext()):
             result = sb.run(cmd, stdin=stdin, stdout=out, stderr=out)
     finally:
         _close_stdin(stdin)
@@ -548,8 +533,9 @@ def cmd_learn(args) -> int:
         print("sandbox learn: no command given (sandbox learn [OPTIONS] -- CMD ARG...)",
               file=sys.stderr)
         return 125
-    if args.output and _output_problem(args.output):
-        print("sandbox learn: -o %s" % _output_problem(args.output), file=sys.stderr)
+    problem = _output_problem(args.output) if args.output else None
+    if problem:
+        print("sandbox learn: -o %s" % problem, file=sys.stderr)
         return 125
     try:
         merge = load_learned(args.merge) if args.merge else None

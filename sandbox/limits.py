@@ -75,16 +75,18 @@ def open_files_ceiling() -> Optional[int]:
         return None
 
 
-def cli_type(parse):
-    """An argparse type from one of these parsers: its ValueError becomes a usage error that
-    names the option."""
+def cli_type(parse, keep_text: bool = False):
+    """An argparse type from a parser (these, or the profile loader's): its ValueError becomes
+    a usage error that names the option. keep_text: the value stays the text, only checked
+    (for options the loader parses itself)."""
     import argparse
 
     def convert(text: str):
         try:
-            return parse(text)
+            value = parse(text)
         except ValueError as e:
             raise argparse.ArgumentTypeError(str(e))
+        return text if keep_text else value
     return convert
 
 

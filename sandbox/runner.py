@@ -856,11 +856,8 @@ class Sandbox:
                       cgroup_fds=list(cg.procs_fds) if cg else [], ids=ids, caps=self.caps_mask,
                       last_cap=_LAST_CAP, pdeathsig=self.pdeathsig)
             # what the supervision enforces and reads (own_pidns: see cg_events_fd below)
-            watch_kw = dict(
-                output_limit=limits.output or 0, wall_limit_ns=_ns(limits.effective_wall()),
-                cpu_limit_ns=_ns(limits.cpu_time) if (cg and cg.cpu_stat_fd >= 0) else 0,
-                cg_cpu_fd=cg.cpu_stat_fd if cg else -1, cg_kill_fd=cg.kill_fd if cg else -1,
-                cpu_base_ns=cg.cpu_base_usec * 1000 if cg else 0)
+            watch_kw = dict(output_limit=limits.output or 0,
+                            wall_limit_ns=_ns(limits.effective_wall()), **_cgroup_watch(cg, limits))
             # a RunSlots' slot is taken by the zygote, in a zygote of this thread's own
             # (where its request may wait); else a zygote only once the slot is ours: never
             # wait for a slot holding a zygote another thread may need
@@ -901,9 +898,7 @@ class Sandbox:
                             and not own_pidns:
                         cg = _make_cgroup(limits)  # what the zygote would have contained
                         kw["cgroup_fds"] = list(cg.procs_fds) if cg else []
-                        watch_kw.update(cg_cpu_fd=cg.cpu_stat_fd if cg else -1,
-                                        cg_kill_fd=cg.kill_fd if cg else -1,
-                                        cpu_base_ns=cg.cpu_base_usec * 1000 if cg else 0)
+                        watch_kw.update(_cgroup_watch(cg, limits))
                     in_fd, out_r, err_r = _pipes(stdio, to_close)
                     spawner = self._spawner.get() if (self._spawner is not None
                                                       and not own_pidns) else None
@@ -1224,6 +1219,15 @@ _NEEDS_PRIVILEGE = {
 
 _cgroups_mod = None
 _cgroups_lock = threading.Lock()
+
+
+def _cgroup_watch(cg, limits: Limits) -> dict:
+    """What the supervision enforces and reads from a run's cgroup (none: cg is None)."""
+    if cg is None:
+        return dict(cpu_limit_ns=0, cg_cpu_fd=-1, cg_kill_fd=-1, cpu_base_ns=0)
+    return dict(cpu_limit_ns=_ns(limits.cpu_time) if cg.cpu_stat_fd >= 0 else 0,
+                cg_cpu_fd=cg.cpu_stat_fd, cg_kill_fd=cg.kill_fd,
+                cpu_base_ns=cg.cpu_base_usec * 1000)
 
 
 def _make_cgroup(limits: Limits):

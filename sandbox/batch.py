@@ -1007,9 +1007,10 @@ def run_batch(jobs: Iterable[Job], *, jobs_parallel: Optional[int] = None,
 
 
 class _signals_held:
-    """Hold SIGINT, SIGTERM and SIGHUP (in the main thread) for a few lines that must not be split by
-    the KeyboardInterrupt or SystemExit their handlers raise; they arrive right after."""
-    SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    """Hold SIGINT and the stop signals (in the main thread) for a few lines that must not be
+    split by the KeyboardInterrupt or SystemExit their handlers raise; they arrive right
+    after."""
+    SIGNALS = {signal.SIGINT, *stopsignals.STOP}
 
     def __enter__(self):
         self.on = threading.current_thread() is threading.main_thread()
@@ -1098,7 +1099,7 @@ exit status:
   0    every job passed
   1    a job failed (or a bad entry was skipped)
   2    bad jobs file or command line (with --strict: any bad entry; nothing runs)
-  130  interrupted (Ctrl-C); 143 for SIGTERM and 129 for SIGHUP, which stop the batch the same way
+  130  interrupted (Ctrl-C); 143 for SIGTERM and 129 for SIGHUP, which stop it the same way
 """
 
 
@@ -1394,12 +1395,7 @@ def _run_and_report(args, jobs, problems, shown, default_profile, writer, where)
     progress = _Progress(err, enabled=not args.quiet and err.isatty() and not results_on_tty)
     start = time.monotonic()
     interrupted = False
-    terminated = []
     not_run: List[Job] = []
-
-    def on_sigterm(signum, frame):  # a CI cancelling the batch: stop like Ctrl-C does
-        terminated.append(signum)
-        raise KeyboardInterrupt
 
     if where.executor is None:
         from .runner import raise_open_files
@@ -1409,7 +1405,7 @@ def _run_and_report(args, jobs, problems, shown, default_profile, writer, where)
             err.write("sandbox batch: warning: -j %d needs about %d open files, but the hard "
                       "limit is %d (ulimit -Hn): jobs may fail with \"Too many open files\"; "
                       "use a smaller -j or raise the limit\n" % (parallel, need, have))
-    with stopsignals.handled(on_sigterm):
+    with stopsignals.as_interrupt() as stopped:   # (a CI cancelling the batch: as Ctrl-C)
         try:
             from .junit import slim
 
@@ -1441,9 +1437,9 @@ def _run_and_report(args, jobs, problems, shown, default_profile, writer, where)
     if not args.quiet or interrupted:
         _summary(results, problems, not_run, elapsed, parallel, err)
     if interrupted:
-        print("sandbox batch: %s" % (stopsignals.describe(terminated[0]) if terminated else "interrupted"),
-              file=err)
-        return 128 + terminated[0] if terminated else EXIT_INTERRUPTED
+        what, status = stopsignals.ending(stopped, EXIT_INTERRUPTED)
+        print("sandbox batch: %s" % what, file=err)
+        return status
     if problems or any(not r.passed for r in results):
         return EXIT_FAILED
     return EXIT_PASSED

@@ -36,7 +36,8 @@ timeout does); batch and grade have theirs: see `sandbox COMMAND --help`.
 def _add_resolution_options(g, run: bool = False) -> None:
     """Options that decide how a profile resolves and compiles (shared by every command)."""
     if not run:
-        g.add_argument("--host-arch", metavar="ARCH", type=cli_type(profile.normalize_arch, keep_text=True),
+        g.add_argument("--host-arch", metavar="ARCH",
+                       type=cli_type(profile.normalize_arch, keep_text=True),
                        help="host architecture: x86_64, x86, aarch64, arm (default: this machine)")
     g.add_argument("--caps", metavar="LIST", type=cli_type(profile.parse_caps, keep_text=True),
                    help="capabilities for includes/excludes%s: comma-separated names "

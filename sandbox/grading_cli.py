@@ -168,18 +168,13 @@ def cmd_grade(args) -> int:
               "(sandbox grade --tests DIR -- CMD ARG...)", file=err)
         return EXIT_USAGE
     progress = batch._Progress(err, enabled=not args.quiet and not args.json and err.isatty())
-    terminated = []
-
-    def on_sigterm(signum, frame):  # stop like Ctrl-C: running tests are killed
-        terminated.append(signum)
-        raise KeyboardInterrupt
-
-    with stopsignals.handled(on_sigterm):
+    with stopsignals.as_interrupt() as stopped:   # (as Ctrl-C: running tests are killed)
         start = time.monotonic()
         try:
             report = grade(cmd, args.tests, checker=args.checker,
-                           profile=_check_profile(args.profile), jobs=args.parallel, time_limit=args.time_limit,
-                           wall_limit=args.wall_limit, memory_limit=args.memory_limit,
+                           profile=_check_profile(args.profile), jobs=args.parallel,
+                           time_limit=args.time_limit, wall_limit=args.wall_limit,
+                           memory_limit=args.memory_limit,
                            output_limit=args.output_limit, user=args.user, on_progress=progress)
             interrupted = None
         except GradeError as e:
@@ -211,10 +206,10 @@ def cmd_grade(args) -> int:
             return EXIT_SANDBOX
     if interrupted is not None:
         killed = sum(1 for t in report.tests if t.interrupted)
+        what, status = stopsignals.ending(stopped, EXIT_INTERRUPTED)
         print("sandbox grade: %s: %d finished, %d killed, %d not run" % (
-            stopsignals.describe(terminated[0]) if terminated else "interrupted",
-            len(report.tests) - killed, killed, interrupted), file=err)
-        return 128 + terminated[0] if terminated else EXIT_INTERRUPTED
+            what, len(report.tests) - killed, killed, interrupted), file=err)
+        return status
     return exit_status(report)
 
 

@@ -9,9 +9,12 @@ import signal
 import threading
 
 
+STOP = (signal.SIGTERM, signal.SIGHUP)
+
+
 def stopping(*more) -> list:
     """The stop signals (and those in more) this process does not ignore; SIGTERM always."""
-    return [sig for sig in (signal.SIGTERM, signal.SIGHUP, *more)
+    return [sig for sig in (*STOP, *more)
             if sig == signal.SIGTERM or signal.getsignal(sig) is not signal.SIG_IGN]
 
 
@@ -31,6 +34,23 @@ def handled(handler, *more):
             signal.signal(sig, previous)
 
 
-def describe(signum: int) -> str:
-    """'terminated (SIGTERM)', 'terminated (SIGHUP)'."""
-    return "terminated (%s)" % signal.Signals(signum).name
+@contextlib.contextmanager
+def as_interrupt():
+    """While the block runs a stop signal raises KeyboardInterrupt, so that a batch or a
+    grading stops as on Ctrl-C (its running jobs killed). Yields the list of the stop signals
+    received, for ending()."""
+    received = []
+
+    def stop(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+    with handled(stop):
+        yield received
+
+
+def ending(received, interrupted_status: int) -> tuple:
+    """(what to say, exit status) of a stopped command: 'terminated (SIGTERM)' and 143, or
+    'interrupted' and interrupted_status for Ctrl-C."""
+    if received:
+        return "terminated (%s)" % signal.Signals(received[0]).name, 128 + received[0]
+    return "interrupted", interrupted_status
